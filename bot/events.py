@@ -1,0 +1,55 @@
+"""Dashboard events: publish/subscribe, in process, bridged across processes by the store
+(PostgreSQL LISTEN/NOTIFY). Events carry ids and counts, never message text or numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+CHANNEL = "haven_events"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "message", "queue", "alarm", "status", "conversation", "presence"
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, **self.data}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Event:
+        data = json.loads(raw)
+        return cls(str(data.pop("kind")), data)
+
+
+class Events:
+    """Fan-out to every subscriber (one per open WebSocket). A slow subscriber drops its
+    oldest events rather than holding up the sender."""
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._maxsize = maxsize
+
+    def publish_local(self, event: Event) -> None:
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._maxsize)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)

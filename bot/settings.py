@@ -1,0 +1,178 @@
+"""Configuration. The only module that reads os.environ: everything else takes a Settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_NATIONAL_LINES = ("dv_hotline", "lifeline_988")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and why."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite:///haven.db"
+    secret_key: str = ""
+    public_url: str = "http://127.0.0.1:8080"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_messaging_service_sid: str = ""
+    # Twilio REST base URL; tests point it at a local fake Twilio server.
+    twilio_api_base: str = ""
+    org_name: str = "Haven"
+    # Whether texts may name domestic violence or trafficking (rule 3: off by default).
+    name_services: bool = False
+    terms_url: str = ""
+    # HAVEN_HOURS: "24/7" or e.g. "mon-fri 09:00-17:00; sat 10:00-14:00 America/Chicago".
+    hours: str = "24/7"
+    retention_days: int = 90
+    log_format: str = "auto"  # console | json | auto (console on a terminal)
+    log_level: str = "info"
+    # Timers (seconds). DESIGN.md section 4.
+    nudge_after: int = 600
+    expire_after: int = 3600
+    aging_every: int = 1800
+    alarm_after: int = 60
+    national_lines: tuple[str, ...] = DEFAULT_NATIONAL_LINES
+    exit_keywords: tuple[str, ...] = ("EXIT", "SALIR")
+    cross_team: bool = True
+    # Where `serve` keeps a generated secret key when none is set (development only).
+    secret_file: Path = field(default=Path(".haven-secret"))
+    # How often background work (outbox, timers, retention) wakes, in seconds.
+    tick_seconds: float = 1.0
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite file path when the database is SQLite, else None."""
+        url = self.database_url
+        if url.startswith("sqlite:///"):
+            return url[len("sqlite:///") :] or "haven.db"
+        if url.startswith("sqlite://"):
+            return url[len("sqlite://") :] or ":memory:"
+        return None
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env_map = os.environ if environ is None else environ
+        get = env_map.get
+        env = get("HAVEN_ENV", "development").strip().lower() or "development"
+        if env not in ("development", "production"):
+            raise SettingsError(f"HAVEN_ENV must be development or production, got {env!r}")
+        port = _int(env_map, "PORT", 8080, minimum=1)
+        host = get("HOST", "127.0.0.1").strip() or "127.0.0.1"
+        database_url = get("DATABASE_URL", "").strip() or "sqlite:///haven.db"
+        if database_url.startswith("postgres://"):
+            # Heroku-style URLs; asyncpg accepts both spellings but we normalise.
+            database_url = "postgresql://" + database_url[len("postgres://") :]
+        if not database_url.startswith(("sqlite:", "postgresql://")):
+            raise SettingsError("DATABASE_URL must start with sqlite:/// or postgresql://")
+        secret_key = get("HAVEN_SECRET_KEY", "")
+        if secret_key and len(secret_key) < 32:
+            raise SettingsError("HAVEN_SECRET_KEY must be at least 32 characters")
+        if env == "production" and not secret_key:
+            raise SettingsError("HAVEN_SECRET_KEY is required when HAVEN_ENV=production")
+        token = get("TWILIO_AUTH_TOKEN", "").strip()
+        if env == "production" and not token:
+            raise SettingsError("TWILIO_AUTH_TOKEN is required when HAVEN_ENV=production")
+        public_url = (get("HAVEN_PUBLIC_URL", "").strip() or f"http://{host}:{port}").rstrip("/")
+        log_format = get("HAVEN_LOG_FORMAT", "auto").strip().lower() or "auto"
+        if log_format not in ("console", "json", "auto"):
+            raise SettingsError("HAVEN_LOG_FORMAT must be console or json")
+        lines = tuple(
+            x.strip() for x in get("HAVEN_NATIONAL_LINES", "").split(",") if x.strip()
+        ) or DEFAULT_NATIONAL_LINES
+        exit_words = tuple(
+            x.strip().upper() for x in get("HAVEN_EXIT_KEYWORDS", "").split(",") if x.strip()
+        ) or ("EXIT", "SALIR")
+        settings = cls(
+            env=env,
+            host=host,
+            port=port,
+            database_url=database_url,
+            secret_key=secret_key,
+            public_url=public_url,
+            twilio_account_sid=get("TWILIO_ACCOUNT_SID", "").strip(),
+            twilio_auth_token=token,
+            twilio_from_number=get("TWILIO_FROM_NUMBER", "").strip(),
+            twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID", "").strip(),
+            twilio_api_base=get("TWILIO_API_BASE", "").strip().rstrip("/"),
+            org_name=get("HAVEN_ORG_NAME", "").strip() or "Haven",
+            name_services=get("HAVEN_NAME_SERVICES", "").strip().lower() in ("1", "true", "yes"),
+            terms_url=get("HAVEN_TERMS_URL", "").strip(),
+            hours=get("HAVEN_HOURS", "").strip() or "24/7",
+            retention_days=_int(env_map, "HAVEN_RETENTION_DAYS", 90, minimum=1),
+            log_format=log_format,
+            log_level=get("HAVEN_LOG_LEVEL", "info").strip().lower() or "info",
+            nudge_after=_int(env_map, "HAVEN_NUDGE_AFTER", 600, minimum=1),
+            expire_after=_int(env_map, "HAVEN_EXPIRE_AFTER", 3600, minimum=1),
+            aging_every=_int(env_map, "HAVEN_AGING_EVERY", 1800, minimum=1),
+            alarm_after=_int(env_map, "HAVEN_ALARM_AFTER", 60, minimum=1),
+            national_lines=lines,
+            exit_keywords=exit_words,
+            cross_team=get("HAVEN_CROSS_TEAM", "true").strip().lower() not in ("0", "false", "no"),
+        )
+        from bot.hours import parse_hours  # validate early: a bad HAVEN_HOURS stops start-up
+
+        try:
+            parse_hours(settings.hours)
+        except ValueError as exc:
+            raise SettingsError(f"HAVEN_HOURS: {exc}") from None
+        return settings
+
+
+def ensure_secret_key(settings: Settings) -> tuple[Settings, bool]:
+    """Return settings with a secret key, creating one on disk in development.
+
+    The boolean says whether a new key file was written, so `serve` can say so in its log.
+    """
+    if settings.secret_key:
+        return settings, False
+    if settings.production:
+        raise SettingsError("HAVEN_SECRET_KEY is required when HAVEN_ENV=production")
+    path = settings.secret_file
+    created = False
+    if path.exists():
+        key = path.read_text().strip()
+    else:
+        key = secrets.token_urlsafe(48)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        created = True
+    if len(key) < 32:
+        raise SettingsError(f"{path} holds a key shorter than 32 characters")
+    return settings.with_(secret_key=key), created

@@ -1,0 +1,346 @@
+"""The storage interface: records and the one contract both backends keep.
+
+Every read and write happens inside `Store.transaction()`, which yields a `Tx`. A transaction
+opened with a `lock_key` (a texter's phone hash) is serialised with every other transaction
+holding the same key, across tasks and, on PostgreSQL, across processes (an advisory lock
+taken *before* anything is loaded: aiogram's rule). Plaintext goes in and comes out; the
+backends encrypt phone numbers, bodies and locations at rest with bot.crypto.Crypto.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Direction = Literal["in", "out"]
+
+# Conversation states in which the texter is still in Haven's intake (timers apply).
+INTAKE_STATES = frozenset({"new", "safety_check", "paused", "need", "screening", "location"})
+# States in which a conversation is finished; a new inbound message opens a new one.
+ENDED_STATES = frozenset({"closed", "expired", "exited"})
+
+
+@dataclass
+class Texter:
+    id: int
+    phone_hash: str
+    phone: str  # E.164, decrypted
+    language: str = "en"  # "en" | "es"
+    # Rule 2: None = never said; True only after an explicit YES to the safety check.
+    safe_to_text: bool | None = None
+    # "HH:MM-HH:MM" in the helpline's time zone during which nothing unprompted is sent.
+    unsafe_hours: str | None = None
+    opted_out: bool = False
+    alias: str = ""  # stable, human-friendly, derived from the id (e.g. "Blue Heron 12")
+    created_at: datetime | None = None
+
+
+@dataclass
+class Conversation:
+    id: int
+    texter_id: int
+    state: str = "new"
+    language: str = "en"
+    priority: int = 4  # 1 (most urgent) .. 4; only rises (numerically falls) within one
+    labels: list[str] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)  # why it is ranked so (triage signals)
+    need: str | None = None  # "hurt" | "control" | "other_person" | "other" | free text id
+    answers: dict[str, str] = field(default_factory=dict)  # screening question id -> yes/no/skip
+    location: str | None = None  # ZIP or city, encrypted at rest
+    flow: dict[str, Any] = field(default_factory=dict)  # the flow's scratch (counters, etc.)
+    team: str | None = None
+    advocate_id: int | None = None  # who holds it; None when unclaimed
+    transfer_to: int | None = None  # advocate offered a transfer, until they accept
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_inbound_at: datetime | None = None
+    queued_at: datetime | None = None  # when it entered the queue (waiting time)
+    claimed_at: datetime | None = None
+    closed_at: datetime | None = None
+    disposition: str | None = None
+    nudge_at: datetime | None = None  # timer: one nudge (if safe to text)
+    expire_at: datetime | None = None  # timer: expire quietly
+
+
+@dataclass
+class Message:
+    conversation_id: int
+    direction: Direction
+    body: str
+    author: str = "texter"  # "texter" | "haven" | "advocate:<user id>" | "system"
+    id: int | None = None
+    created_at: datetime | None = None
+    # Inbound: Twilio MessageSid. Outbound: Twilio SID once sent (None for TwiML replies).
+    provider_sid: str | None = None
+    # in: "received". out: "replied" (inside TwiML), "queued", "sending", "sent",
+    # "delivered", "undelivered", "failed".
+    status: str = "received"
+    error_code: str | None = None
+    media_types: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # triage labels of this one message
+
+
+@dataclass
+class OutboxItem:
+    id: int
+    message_id: int
+    conversation_id: int
+    to: str  # E.164, decrypted
+    body: str
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    status: str = "pending"  # pending | sending | sent | failed
+
+
+@dataclass
+class User:
+    id: int
+    name: str
+    role: str  # advocate | supervisor | admin
+    password_hash: str
+    teams: list[str] = field(default_factory=list)
+    presence: str = "offline"  # available | away | offline
+    capacity: int = 3
+    active: bool = True
+    created_at: datetime | None = None
+
+
+@dataclass
+class Note:
+    id: int
+    conversation_id: int
+    user_id: int
+    body: str
+    created_at: datetime | None = None
+
+
+@dataclass
+class AuditEntry:
+    id: int
+    user_id: int | None
+    action: str  # "view", "claim", "reply", "transfer", "close", "note", "login", ...
+    conversation_id: int | None
+    detail: str = ""  # never message text or a phone number
+    created_at: datetime | None = None
+
+
+class NotFound(LookupError):
+    """The record asked for does not exist."""
+
+
+class Conflict(RuntimeError):
+    """The change lost a race (e.g. the conversation was claimed by someone else)."""
+
+
+class Tx(abc.ABC):
+    """One transaction. Methods raise NotFound/Conflict rather than returning sentinels
+    where the caller must react."""
+
+    # -- webhook idempotency ------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_reply(self, message_sid: str) -> str | None:
+        """The response body already given for this inbound MessageSid, if any."""
+
+    @abc.abstractmethod
+    async def save_reply(self, message_sid: str, body: str, now: datetime) -> None:
+        """Remember the response body (TwiML) given for a MessageSid (encrypted at rest)."""
+
+    # -- texters -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_texter_by_hash(self, phone_hash: str) -> Texter | None: ...
+
+    @abc.abstractmethod
+    async def get_texter(self, texter_id: int) -> Texter: ...
+
+    @abc.abstractmethod
+    async def create_texter(
+        self, phone_hash: str, phone: str, language: str, now: datetime
+    ) -> Texter: ...
+
+    @abc.abstractmethod
+    async def save_texter(self, texter: Texter) -> None: ...
+
+    @abc.abstractmethod
+    async def delete_texter(self, texter_id: int) -> None:
+        """DELETE/BORRAR: remove the texter and everything about them (conversations,
+        messages, notes' bodies, outbox, replies). Audit rows stay, without content."""
+
+    # -- conversations -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_open_conversation(self, texter_id: int) -> Conversation | None:
+        """The texter's newest conversation not in ENDED_STATES, if any."""
+
+    @abc.abstractmethod
+    async def get_conversation(self, conversation_id: int) -> Conversation: ...
+
+    @abc.abstractmethod
+    async def create_conversation(
+        self, texter_id: int, language: str, now: datetime
+    ) -> Conversation: ...
+
+    @abc.abstractmethod
+    async def save_conversation(self, conversation: Conversation) -> None:
+        """Write every field back (the caller loaded it under the texter's lock)."""
+
+    @abc.abstractmethod
+    async def purge_conversation(self, conversation_id: int) -> None:
+        """Quick exit: erase the stored content (message bodies, location, answers,
+        signals, notes) but keep the row so the advocate sees that it ended."""
+
+    @abc.abstractmethod
+    async def list_conversations(
+        self,
+        states: Sequence[str] | None = None,
+        advocate_id: int | None = None,
+        limit: int = 500,
+    ) -> list[Conversation]:
+        """Conversations filtered by state and/or holder, newest activity first."""
+
+    @abc.abstractmethod
+    async def due_timers(self, now: datetime, limit: int = 100) -> list[Conversation]:
+        """Conversations whose nudge_at or expire_at is <= now. On PostgreSQL the rows are
+        locked FOR UPDATE SKIP LOCKED so each timer fires once across processes."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, conversation_id: int, advocate_id: int, now: datetime
+    ) -> Conversation:
+        """Atomically give a queued, unheld conversation to an advocate (state
+        'with_advocate'). Raises Conflict if it is not queued or is already held."""
+
+    # -- messages ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_message(self, message: Message) -> Message:
+        """Insert; returns it with id and created_at set."""
+
+    @abc.abstractmethod
+    async def list_messages(self, conversation_id: int) -> list[Message]:
+        """Oldest first."""
+
+    @abc.abstractmethod
+    async def set_message_status(
+        self,
+        message_id: int,
+        status: str,
+        provider_sid: str | None = None,
+        error_code: str | None = None,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def record_status(
+        self, provider_sid: str, status: str, error_code: str | None, now: datetime
+    ) -> Message | None:
+        """A delivery callback. Idempotent; a status never moves backwards (delivered is
+        not undone by a late 'sent'). Returns the message, or None for an unknown SID."""
+
+    # -- outbox --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue_outbound(self, message_id: int, to: str, now: datetime) -> int:
+        """Put an already-added outbound Message (status 'queued') in the outbox."""
+
+    @abc.abstractmethod
+    async def claim_outbox(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
+        """Pending items due now, marked 'sending' (FOR UPDATE SKIP LOCKED on PostgreSQL)
+        so a second worker never takes the same one."""
+
+    @abc.abstractmethod
+    async def finish_outbox(
+        self,
+        item_id: int,
+        status: Literal["sent", "failed", "pending"],
+        now: datetime,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Mark an item sent or failed, or back to pending with a retry time."""
+
+    # -- accounts --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_user(
+        self, name: str, role: str, password_hash: str, teams: Sequence[str], now: datetime
+    ) -> User:
+        """Raises Conflict if the name is taken."""
+
+    @abc.abstractmethod
+    async def get_user(self, user_id: int) -> User: ...
+
+    @abc.abstractmethod
+    async def get_user_by_name(self, name: str) -> User | None: ...
+
+    @abc.abstractmethod
+    async def list_users(self) -> list[User]: ...
+
+    @abc.abstractmethod
+    async def save_user(self, user: User) -> None: ...
+
+    # -- notes and audit -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_note(self, conversation_id: int, user_id: int, body: str, now: datetime) -> Note:
+        """Notes are encrypted at rest like message bodies."""
+
+    @abc.abstractmethod
+    async def list_notes(self, conversation_id: int) -> list[Note]: ...
+
+    @abc.abstractmethod
+    async def audit(
+        self,
+        user_id: int | None,
+        action: str,
+        conversation_id: int | None,
+        detail: str,
+        now: datetime,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def list_audit(
+        self, conversation_id: int | None = None, limit: int = 200
+    ) -> list[AuditEntry]: ...
+
+    # -- operations ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def purge_before(self, cutoff: datetime) -> int:
+        """Retention: delete ended conversations (and their messages, notes, replies)
+        whose last activity is before cutoff, and texters left with nothing. Returns how
+        many conversations were removed."""
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[str, int]:
+        """Counts only: messages_in, messages_out, texters, conversations, queued,
+        with_advocate, users."""
+
+
+class Store(abc.ABC):
+    """A database. Open once per process (in the app's cleanup_ctx); share everywhere."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[int]:
+        """Apply pending numbered migrations; return the numbers applied."""
+
+    @abc.abstractmethod
+    async def pending_migrations(self) -> list[int]:
+        """Numbers of migrations not yet applied (start-up refuses to serve if any)."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached (for /readyz)."""
+
+    @abc.abstractmethod
+    def transaction(self, lock_key: str | None = None) -> AbstractAsyncContextManager[Tx]:
+        """A transaction; with lock_key, serialised with others holding the same key.
+        Commits on normal exit, rolls back on an exception."""
+
+    async def notify(self, channel: str, payload: str) -> None:  # noqa: B027
+        """Publish a small event to other processes (PostgreSQL NOTIFY); no-op here."""
+
+    def listen(self, channel: str) -> AsyncIterator[str] | None:
+        """Events from other processes, or None when the backend has no such thing."""
+        return None
