@@ -1,0 +1,191 @@
+"""python -m bot <command>: serve (default), migrate, chat, triage, users, purge, stats,
+flow-diagram."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TextIO
+
+from bot import logs
+from bot.crypto import Crypto
+from bot.settings import Settings, SettingsError, ensure_secret_key
+from bot.store import open_store
+from bot.store.base import Store
+
+log = logs.get_logger("haven.cli")
+
+
+@asynccontextmanager
+async def opened_store(settings: Settings, migrate: bool = True) -> AsyncIterator[Store]:
+    store = open_store(settings, Crypto(settings.secret_key))
+    await store.open()
+    try:
+        if migrate:
+            await store.migrate()
+        elif pending := await store.pending_migrations():
+            raise SettingsError(f"migrations {pending} are pending: run `python -m bot migrate`")
+        yield store
+    finally:
+        await store.close()
+
+
+def cmd_serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    settings, created = ensure_secret_key(settings)
+    if created:
+        log.warning("secret_key_created", file=str(settings.secret_file))
+    log.info(
+        "serving",
+        url=settings.public_url,
+        database="sqlite" if settings.sqlite_path else "postgresql",
+        twilio=settings.twilio_enabled,
+    )
+    web.run_app(
+        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
+    )
+    return 0
+
+
+async def cmd_migrate(settings: Settings) -> int:
+    store = open_store(settings, Crypto(settings.secret_key))
+    await store.open()
+    try:
+        applied = await store.migrate()
+    finally:
+        await store.close()
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+async def cmd_chat(settings: Settings, number: str, stdin: TextIO, stdout: TextIO) -> int:
+    """Be the texter: each line you type is an inbound text to the real engine and store."""
+    from bot.engine import Engine
+    from bot.events import Events
+    from bot.sms.webhook import InboundSms
+
+    crypto = Crypto(settings.secret_key)
+    async with opened_store(settings) as store:
+        engine = Engine(settings, store, crypto.lookup_hash, Events())
+        interactive = stdin.isatty()
+        if interactive:
+            print("You are the texter. Type a message; Ctrl-D to leave.", file=stdout)
+        while True:
+            if interactive:
+                print("you> ", end="", file=stdout, flush=True)
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            sms = InboundSms(f"SMchat{uuid.uuid4().hex}", number, "+10000000000", line.rstrip("\n"))
+            outcome = await engine.handle_inbound(sms)
+            for text in outcome.texts:
+                print(f"{settings.org_name}> {text}", file=stdout, flush=True)
+            if not outcome.texts:
+                print("(no reply)", file=stdout, flush=True)
+    return 0
+
+
+async def cmd_users_add(
+    settings: Settings, name: str, role: str, teams: list[str], password_stdin: bool
+) -> int:
+    from bot.dashboard.accounts import add_user_cli
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            print("error: the passwords differ", file=sys.stderr)
+            return 2
+    async with opened_store(settings) as store:
+        user = await add_user_cli(store, name, role, password, teams)
+    print(json.dumps({"id": user.id, "name": user.name, "role": user.role}))
+    return 0
+
+
+async def cmd_purge(settings: Settings) -> int:
+    from bot.engine import utcnow
+
+    async with opened_store(settings) as store, store.transaction() as tx:
+        removed = await tx.purge_before(utcnow() - timedelta(days=settings.retention_days))
+    print(json.dumps({"conversations_removed": removed}))
+    return 0
+
+
+async def cmd_stats(settings: Settings) -> int:
+    async with opened_store(settings) as store, store.transaction() as tx:
+        print(json.dumps(await tx.stats(), sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Haven SMS helpline")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the web service (the default)")
+    sub.add_parser("migrate", help="apply database migrations")
+    chat = sub.add_parser("chat", help="be the texter in this terminal (no Twilio)")
+    chat.add_argument("--from", dest="number", default="+15555550123", help="your pretend number")
+    triage = sub.add_parser("triage", help="triage messages, one per line on stdin")
+    triage.add_argument("--eval", metavar="FILE", help="score a labelled JSONL file")
+    users = sub.add_parser("users", help="manage dashboard accounts")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="add an account")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["advocate", "supervisor", "admin"])
+    add.add_argument("--team", action="append", default=[], help="a team (repeatable)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_parser("purge", help="apply retention now")
+    sub.add_parser("stats", help="counts for operators, as JSON")
+    sub.add_parser("flow-diagram", help="the intake flow as mermaid text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "serve"
+    if command == "triage":  # no settings, no database: pure text in, JSON out
+        from bot.triage_cli import run
+
+        return run(["--eval", args.eval] if args.eval else [], sys.stdin, sys.stdout)
+    if command == "flow-diagram":
+        from flows.intake import INTAKE
+
+        print(INTAKE.diagram())
+        return 0
+    try:
+        settings = Settings.from_env()
+        quiet = command in ("chat", "stats", "migrate", "purge", "users")
+        logs.configure(settings.log_format, "warning" if quiet else settings.log_level)
+        if command == "serve":
+            return cmd_serve(settings)
+        settings, _created = ensure_secret_key(settings)
+        if command == "migrate":
+            return asyncio.run(cmd_migrate(settings))
+        if command == "chat":
+            return asyncio.run(cmd_chat(settings, args.number, sys.stdin, sys.stdout))
+        if command == "users":
+            return asyncio.run(
+                cmd_users_add(settings, args.name, args.role, args.team, args.password_stdin)
+            )
+        if command == "purge":
+            return asyncio.run(cmd_purge(settings))
+        if command == "stats":
+            return asyncio.run(cmd_stats(settings))
+    except (SettingsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

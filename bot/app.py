@@ -1,0 +1,142 @@
+"""create_app(settings): routes, middlewares and cleanup_ctx — nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+from aiohttp import web
+
+from bot import probes
+from bot.crypto import Crypto
+from bot.engine import Engine, utcnow
+from bot.events import Events
+from bot.keys import CRYPTO, ENGINE, EVENTS, SENDER, SETTINGS, STORE
+from bot.logs import get_logger
+from bot.settings import Settings
+from bot.sms import handlers
+from bot.sms.outbox import OutboxWorker
+from bot.sms.sender import make_sender
+from bot.store import open_store
+
+log = get_logger("haven.app")
+WORKER = web.AppKey("worker", OutboxWorker)
+RETENTION_EVERY = timedelta(hours=1)
+
+
+@web.middleware
+async def request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Bind a request id for every log line of this request; log one line per request
+    (path only: query strings and bodies may hold content)."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+async def resources(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, check its schema, build the engine; close all on shutdown."""
+    settings = app[SETTINGS]
+    crypto = Crypto(settings.secret_key)
+    store = open_store(settings, crypto)
+    await store.open()
+    pending = await store.pending_migrations()
+    if pending and settings.production:
+        await store.close()
+        raise RuntimeError(f"migrations {pending} are pending: run `python -m bot migrate`")
+    if pending:
+        applied = await store.migrate()
+        log.info("migrations_applied", migrations=applied)
+    events = Events()
+    sender = make_sender(settings)
+    worker = OutboxWorker(store, sender, settings, events)
+    app[CRYPTO], app[STORE], app[EVENTS], app[SENDER], app[WORKER] = (
+        crypto,
+        store,
+        events,
+        sender,
+        worker,
+    )
+    app[ENGINE] = Engine(settings, store, crypto.lookup_hash, events, worker.wake)
+    yield
+    await sender.close()
+    await store.close()
+
+
+async def background(app: web.Application) -> AsyncIterator[None]:
+    """Outbox, timers, alarms and retention, each claimed so it fires once across processes."""
+    stop = asyncio.Event()
+    settings, engine, store = app[SETTINGS], app[ENGINE], app[STORE]
+
+    async def ticker() -> None:
+        last_retention = utcnow() - RETENTION_EVERY
+        while not stop.is_set():
+            try:
+                now = utcnow()
+                await engine.run_timers(now)
+                await engine.check_alarms(now)
+                if now - last_retention >= RETENTION_EVERY:
+                    async with store.transaction() as tx:
+                        removed = await tx.purge_before(
+                            now - timedelta(days=settings.retention_days)
+                        )
+                    last_retention = now
+                    log.info("retention_applied", conversations_removed=removed)
+            except Exception:
+                log.exception("ticker_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.tick_seconds)
+
+    tasks = [
+        asyncio.create_task(app[WORKER].run_forever(stop)),
+        asyncio.create_task(ticker()),
+    ]
+    yield
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def create_app(settings: Settings, *, run_background: bool = True) -> web.Application:
+    if not settings.secret_key:
+        raise ValueError("settings.secret_key is required (see bot.settings.ensure_secret_key)")
+    app = web.Application(middlewares=[request_context], client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(resources)
+    if run_background:
+        app.cleanup_ctx.append(background)
+    app.router.add_post("/twilio/sms", handlers.inbound_sms)
+    app.router.add_post("/twilio/status", handlers.delivery_status)
+    app.router.add_get("/healthz", probes.healthz)
+    app.router.add_get("/readyz", probes.readyz)
+    app.router.add_get("/metrics", probes.metrics)
+    try:
+        from bot.dashboard import setup_dashboard
+    except ImportError:  # the dashboard package is optional while it is being built
+        pass
+    else:
+        setup_dashboard(app)
+    return app

@@ -1,0 +1,415 @@
+"""The one seam where transport, flow, triage and store meet.
+
+For one inbound message: lock the texter, load, triage, step the flow, persist, answer. The
+two non-negotiable rules live here, each in one function every path goes through:
+`_danger_wins` (rule 1) and `may_text_first` (rule 2).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot import metrics
+from bot.events import Event, Events
+from bot.hours import Hours, in_unsafe_hours, parse_hours
+from bot.logs import get_logger
+from bot.queue import position_and_wait
+from bot.settings import Settings
+from bot.sms.webhook import InboundSms
+from bot.store.base import (
+    ENDED_STATES,
+    INTAKE_STATES,
+    Conflict,
+    Conversation,
+    Message,
+    Store,
+    Texter,
+    Tx,
+    User,
+)
+from bot.triage import Triage, triage
+from flows import copy
+from flows.intake import INTAKE
+from flows.model import FlowConversation, Say, Turn
+
+log = get_logger("haven.engine")
+
+# States from which danger sends a texter straight to the front of the queue.
+ESCALATE_FROM = INTAKE_STATES | {"after_hours", "opted_out", "confirm_delete"}
+# Timers run only while the texter is still answering Haven's questions.
+TIMED_STATES = INTAKE_STATES - {"paused"}
+TEAM_BY_LABEL = (("trafficking", "trafficking"), ("abuse", "partner_violence"))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def may_text_first(texter: Texter, now: datetime, hours: Hours) -> bool:
+    """Rule 2, the only gate for anything Haven sends that is not a reply to the texter's
+    own message: only after an explicit YES, never when opted out, never in unsafe hours."""
+    return (
+        texter.safe_to_text is True
+        and not texter.opted_out
+        and not in_unsafe_hours(texter.unsafe_hours, now, hours.zone)
+    )
+
+
+def route_team(conv: Conversation) -> str:
+    """Spanish speakers go to the Spanish team; otherwise the labels choose."""
+    if conv.language == "es":
+        return "spanish"
+    for label, team in TEAM_BY_LABEL:
+        if label in conv.labels:
+            return team
+    return "general"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one inbound message produced (for the webhook and for tests)."""
+
+    texts: list[str]
+    conversation_id: int | None
+    duplicate: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        crypto_hash: Callable[[str], str],
+        events: Events,
+        wake_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.hash = crypto_hash
+        self.events = events
+        self.wake_outbox = wake_outbox
+        self.hours = parse_hours(settings.hours)
+        self._alarmed: set[int] = set()
+
+    # -- inbound ----------------------------------------------------------------------
+    async def handle_inbound(self, sms: InboundSms, now: datetime | None = None) -> Outcome:
+        started = time.perf_counter()
+        now = now or utcnow()
+        phone_hash = self.hash(sms.from_)
+        events: list[Event] = []
+        async with self.store.transaction(lock_key=phone_hash) as tx:
+            saved = await tx.get_reply(sms.message_sid)
+            if saved is not None:
+                # Twilio retried, or sent the webhook twice: same answer, nothing stored.
+                metrics.WEBHOOK_DUPLICATES.inc()
+                return Outcome(json.loads(saved), None, duplicate=True)
+            outcome = await self._handle(tx, sms, phone_hash, now, events)
+            await tx.save_reply(sms.message_sid, json.dumps(outcome.texts), now)
+        for event in events:
+            self.events.publish_local(event)
+        metrics.MESSAGES_IN.inc()
+        metrics.MESSAGES_OUT.labels("reply").inc(len(outcome.texts))
+        metrics.INBOUND_SECONDS.observe(time.perf_counter() - started)
+        return outcome
+
+    async def _handle(
+        self, tx: Tx, sms: InboundSms, phone_hash: str, now: datetime, events: list[Event]
+    ) -> Outcome:
+        result = triage(sms.body)
+        texter = await tx.get_texter_by_hash(phone_hash)
+        if texter is None:
+            texter = await tx.create_texter(phone_hash, sms.from_, result.language, now)
+        conv = await tx.get_open_conversation(texter.id)
+        if conv is None:
+            # Language comes from the first message; a returning texter keeps their choice
+            # unless this message is plainly Spanish.
+            language = "es" if result.language == "es" else texter.language
+            conv = await tx.create_conversation(texter.id, language, now)
+        message = await tx.add_message(
+            Message(
+                conversation_id=conv.id,
+                direction="in",
+                body=sms.body,
+                author="texter",
+                provider_sid=sms.message_sid,
+                status="received",
+                media_types=list(sms.media_types),
+                labels=sorted(result.labels),
+            )
+        )
+        raised = self._apply_triage(conv, result, now)
+        model = self._model(conv, texter)
+        turn = Turn(
+            text=sms.body,
+            now=now,
+            labels=result.labels,
+            priority=result.priority,
+            raised=raised,
+            media_count=sms.num_media,
+            is_open=self.hours.is_open(now),
+        )
+        held = conv.advocate_id is not None
+        if result.danger and not held and model.state in ESCALATE_FROM:
+            await INTAKE.escalate(model, turn)
+        else:
+            await INTAKE.handle(model, turn)
+        replies = self._danger_wins(model, result)
+        if sms.num_media and not sms.body.strip() and not held:
+            replies.append(Say("media_only"))
+        model.data.pop("nudged", None)  # a new silence earns a new nudge
+        self._apply_model(conv, texter, model, now, restart_timers=True)
+        metrics.count_labels(result.labels)
+        events.append(
+            Event("message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"})
+        )
+        if result.danger and held:
+            # Rule 1 while an advocate holds it: Haven stays quiet; people are alerted.
+            events.append(
+                Event(
+                    "alarm",
+                    {"conversation_id": conv.id, "reason": "danger_held", "advocate_id": conv.advocate_id},
+                )
+            )
+        texts = await self._finish(tx, conv, texter, model, replies, now, events)
+        return Outcome(texts, conv.id if "delete_all" not in model.effects else None)
+
+    def _apply_triage(self, conv: Conversation, result: Triage, now: datetime) -> bool:
+        """Priority only rises within a conversation; labels and signals accumulate."""
+        before = conv.priority
+        conv.priority = min(conv.priority, result.priority)
+        conv.labels = sorted(set(conv.labels) | result.labels)
+        conv.signals = list(dict.fromkeys([*conv.signals, *result.signals]))
+        conv.last_inbound_at = now
+        return conv.priority < before
+
+    def _danger_wins(self, model: FlowConversation, result: Triage) -> list[Say]:
+        """Rule 1: emergency numbers first in this very reply when no advocate holds the
+        conversation, whatever the flow said. No keyword, state or setting removes them."""
+        replies = list(model.replies)
+        if model.held or not result.danger:
+            return replies
+        ids = {say.id for say in replies}
+        danger = [
+            Say(copy_id)
+            for label, copy_id in (("emergency", "danger_emergency"), ("suicide", "danger_suicide"))
+            if label in result.labels and copy_id not in ids
+        ]
+        return danger + replies
+
+    # -- conversation <-> flow model ----------------------------------------------------
+    def _model(self, conv: Conversation, texter: Texter) -> FlowConversation:
+        data = dict(conv.flow)
+        data["exit_keywords"] = list(self.settings.exit_keywords)
+        return FlowConversation(
+            state=conv.state,
+            language=conv.language,
+            safe_to_text=texter.safe_to_text,
+            opted_out=texter.opted_out,
+            held=conv.advocate_id is not None,
+            priority=conv.priority,
+            labels=set(conv.labels),
+            signals=list(conv.signals),
+            need=conv.need,
+            answers=dict(conv.answers),
+            location=conv.location,
+            data=data,
+        )
+
+    def _apply_model(
+        self,
+        conv: Conversation,
+        texter: Texter,
+        model: FlowConversation,
+        now: datetime,
+        restart_timers: bool = False,
+    ) -> None:
+        model.data.pop("exit_keywords", None)
+        conv.state = model.state
+        conv.language = model.language
+        conv.priority = min(conv.priority, model.priority)
+        conv.labels = sorted(model.labels | set(conv.labels))
+        conv.signals = list(dict.fromkeys([*conv.signals, *model.signals]))
+        conv.need, conv.answers, conv.location, conv.flow = (
+            model.need,
+            model.answers,
+            model.location,
+            model.data,
+        )
+        conv.updated_at = now
+        texter.language = model.language
+        texter.safe_to_text = model.safe_to_text
+        texter.opted_out = model.opted_out
+        if "enqueue" in model.effects and conv.queued_at is None:
+            conv.queued_at = now
+            conv.team = route_team(conv)
+        if conv.state not in TIMED_STATES:
+            conv.nudge_at = conv.expire_at = None
+        elif restart_timers:  # the clock counts silence since the texter's last message
+            conv.nudge_at = now + timedelta(seconds=self.settings.nudge_after)
+            conv.expire_at = now + timedelta(seconds=self.settings.expire_after)
+        if conv.state in ENDED_STATES and conv.closed_at is None:
+            conv.closed_at = now
+
+    async def _finish(
+        self,
+        tx: Tx,
+        conv: Conversation,
+        texter: Texter,
+        model: FlowConversation,
+        replies: Sequence[Say],
+        now: datetime,
+        events: list[Event],
+    ) -> list[str]:
+        """Persist the step, carry out its effects and render its replies."""
+        texts = [await self._render(tx, conv, say, now) for say in replies]
+        if "delete_all" in model.effects:
+            await tx.delete_texter(texter.id)
+            events.append(Event("conversation", {"conversation_id": conv.id, "state": "deleted"}))
+            events.append(Event("queue", {}))
+            return texts
+        await tx.save_texter(texter)
+        await tx.save_conversation(conv)
+        if "purge" in model.effects:
+            await tx.purge_conversation(conv.id)
+        else:
+            for text in texts:
+                await tx.add_message(
+                    Message(conv.id, "out", text, author="haven", status="replied")
+                )
+        if "enqueue" in model.effects or conv.state in ("queued", "exited", "opted_out"):
+            events.append(Event("queue", {}))
+        events.append(Event("conversation", {"conversation_id": conv.id, "state": conv.state}))
+        return texts
+
+    async def _render(self, tx: Tx, conv: Conversation, say: Say, now: datetime) -> str:
+        params: dict[str, Any] = {
+            "org": self.settings.org_name,
+            "terms": self.settings.terms_url,
+            "hours": self.hours.text,
+            "lines": self._lines(conv.language),
+            "named": self.settings.name_services,
+            "position": 1,
+            "wait": 1,
+        }
+        if conv.queued_at is not None:
+            params["position"], params["wait"] = await position_and_wait(tx, conv, now, self.settings)
+        params.update(say.params)
+        return copy.render(say.id, conv.language, params)
+
+    def _lines(self, language: str) -> str:
+        return " ".join(
+            copy.render(f"line_{name}", language, {}) for name in self.settings.national_lines
+        )
+
+    # -- outbound -----------------------------------------------------------------------
+    async def _queue_text(
+        self, tx: Tx, conv: Conversation, texter: Texter, body: str, author: str, now: datetime
+    ) -> Message:
+        message = await tx.add_message(Message(conv.id, "out", body, author=author, status="queued"))
+        assert message.id is not None
+        await tx.enqueue_outbound(message.id, texter.phone, now)
+        return message
+
+    async def send_from_advocate(
+        self, conversation_id: int, user: User, body: str, now: datetime | None = None
+    ) -> Message:
+        """An advocate's text: stored, then sent through the outbox (once, with retries)."""
+        now = now or utcnow()
+        body = body.strip()
+        if not body:
+            raise ValueError("the message is empty")
+        if len(body) > 1600:
+            raise ValueError("the message is longer than 1600 characters")
+        async with self.store.transaction() as tx:
+            texter_id = (await tx.get_conversation(conversation_id)).texter_id
+            phone_hash = (await tx.get_texter(texter_id)).phone_hash
+        async with self.store.transaction(lock_key=phone_hash) as tx:
+            conv = await tx.get_conversation(conversation_id)
+            texter = await tx.get_texter(conv.texter_id)
+            if conv.state != "with_advocate" or (
+                conv.advocate_id != user.id and user.role == "advocate"
+            ):
+                raise Conflict("you do not hold that conversation")
+            if texter.opted_out:
+                raise Conflict("this texter has opted out; they must text START first")
+            message = await self._queue_text(tx, conv, texter, body, f"advocate:{user.id}", now)
+            await tx.audit(user.id, "reply", conv.id, f"message {message.id}", now)
+        metrics.MESSAGES_OUT.labels("advocate").inc()
+        self.events.publish_local(
+            Event("message", {"conversation_id": conv.id, "message_id": message.id, "direction": "out"})
+        )
+        self.wake_outbox()
+        return message
+
+    async def _send_unprompted(
+        self, tx: Tx, conv: Conversation, texter: Texter, replies: Sequence[Say], now: datetime
+    ) -> int:
+        """Everything Haven texts on its own goes through here, and so through rule 2."""
+        if not replies or not may_text_first(texter, now, self.hours):
+            return 0
+        for say in replies:
+            await self._queue_text(tx, conv, texter, await self._render(tx, conv, say, now), "haven", now)
+        metrics.MESSAGES_OUT.labels("unprompted").inc(len(replies))
+        self.wake_outbox()
+        return len(replies)
+
+    # -- timers -------------------------------------------------------------------------
+    async def run_timers(self, now: datetime | None = None) -> int:
+        """Fire due nudges and expiries. Each is re-checked under the texter's lock, so a
+        timer fires once even when several processes see it due."""
+        now = now or utcnow()
+        async with self.store.transaction() as tx:
+            due = [(c.id, (await tx.get_texter(c.texter_id)).phone_hash) for c in await tx.due_timers(now)]
+        fired = 0
+        for conversation_id, phone_hash in due:
+            async with self.store.transaction(lock_key=phone_hash) as tx:
+                conv = await tx.get_conversation(conversation_id)
+                texter = await tx.get_texter(conv.texter_id)
+                model = self._model(conv, texter)
+                if conv.expire_at is not None and conv.expire_at <= now:
+                    await INTAKE.timer(model, "expire", now)
+                    self._apply_model(conv, texter, model, now)
+                    conv.nudge_at = conv.expire_at = None
+                elif conv.nudge_at is not None and conv.nudge_at <= now:
+                    if may_text_first(texter, now, self.hours):
+                        await INTAKE.timer(model, "nudge", now)
+                    model.data["nudged"] = True
+                    self._apply_model(conv, texter, model, now)
+                    conv.nudge_at = None
+                    await self._send_unprompted(tx, conv, texter, model.replies, now)
+                else:
+                    continue
+                await tx.save_conversation(conv)
+                fired += 1
+            self.events.publish_local(
+                Event("conversation", {"conversation_id": conversation_id, "state": conv.state})
+            )
+        return fired
+
+    async def check_alarms(self, now: datetime | None = None) -> list[int]:
+        """Priority-1 texters waiting unclaimed longer than alarm_after: alarm once each."""
+        now = now or utcnow()
+        async with self.store.transaction() as tx:
+            waiting = await tx.list_conversations(states=["queued"])
+        raised = []
+        for conv in waiting:
+            if (
+                conv.priority == 1
+                and conv.advocate_id is None
+                and conv.queued_at is not None
+                and (now - conv.queued_at).total_seconds() >= self.settings.alarm_after
+                and conv.id not in self._alarmed
+            ):
+                self._alarmed.add(conv.id)
+                raised.append(conv.id)
+                self.events.publish_local(
+                    Event("alarm", {"conversation_id": conv.id, "reason": "p1_unclaimed", "advocate_id": None})
+                )
+        live = {c.id for c in waiting}
+        self._alarmed &= live  # forget conversations that were claimed or closed
+        return raised

@@ -1,0 +1,265 @@
+"""The advocate queue: risk order with aging, wait estimates, and every hand-off.
+
+Order: effective priority (aging lifts a waiting texter one level every `aging_every`
+seconds), then time waiting. Each hand-off runs under the texter's lock, the same lock the
+engine takes for an inbound message, so an advocate's action and a texter's message never
+overwrite each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.events import Event, Events
+from bot.settings import Settings
+from bot.store.base import Conflict, Conversation, NotFound, Store, Tx, User
+
+# Minutes an advocate spends on one texter, for the wait estimate until real data exists.
+DEFAULT_HANDLE_MINUTES = 10
+QUEUED = "queued"
+HELD = "with_advocate"
+
+
+@dataclass
+class QueueEntry:
+    conversation: Conversation
+    texter_alias: str
+    masked: str  # "…42": the last two digits only
+    priority: int  # effective, after aging
+    waiting_s: int
+    first_words: str
+    safe_to_text: bool | None = None
+    labels: list[str] = field(default_factory=list)
+
+
+def mask_number(phone: str) -> str:
+    digits = [c for c in phone if c.isdigit()]
+    return "…" + "".join(digits[-2:])
+
+
+def effective_priority(conv: Conversation, now: datetime, settings: Settings) -> int:
+    if conv.queued_at is None:
+        return conv.priority
+    waited = (now - conv.queued_at).total_seconds()
+    return max(1, conv.priority - int(waited // settings.aging_every))
+
+
+def sort_key(conv: Conversation, now: datetime, settings: Settings) -> tuple[int, datetime]:
+    assert conv.queued_at is not None
+    return (effective_priority(conv, now, settings), conv.queued_at)
+
+
+def ordered(convs: list[Conversation], now: datetime, settings: Settings) -> list[Conversation]:
+    waiting = [c for c in convs if c.state == QUEUED and c.queued_at and c.advocate_id is None]
+    return sorted(waiting, key=lambda c: sort_key(c, now, settings))
+
+
+async def position_and_wait(
+    tx: Tx, conv: Conversation, now: datetime, settings: Settings
+) -> tuple[int, int]:
+    """1-based place in the queue and an estimate in whole minutes (at least 1)."""
+    queue = ordered(await tx.list_conversations(states=[QUEUED]), now, settings)
+    ids = [c.id for c in queue]
+    position = ids.index(conv.id) + 1 if conv.id in ids else len(ids) + 1
+    users = await tx.list_users()
+    on_shift = [u for u in users if u.role != "admin" and u.presence == "available"]
+    free_slots = sum(max(0, u.capacity) for u in on_shift) or 1
+    wait = math.ceil(position * DEFAULT_HANDLE_MINUTES / free_slots)
+    return position, max(1, wait)
+
+
+async def snapshot(store: Store, now: datetime, settings: Settings) -> list[QueueEntry]:
+    async with store.transaction() as tx:
+        queue = ordered(await tx.list_conversations(states=[QUEUED]), now, settings)
+        entries = []
+        for conv in queue:
+            texter = await tx.get_texter(conv.texter_id)
+            first = next(
+                (m.body for m in await tx.list_messages(conv.id) if m.direction == "in" and m.body),
+                "",
+            )
+            assert conv.queued_at is not None
+            entries.append(
+                QueueEntry(
+                    conversation=conv,
+                    texter_alias=texter.alias,
+                    masked=mask_number(texter.phone),
+                    priority=effective_priority(conv, now, settings),
+                    waiting_s=int((now - conv.queued_at).total_seconds()),
+                    first_words=first[:60],
+                    safe_to_text=texter.safe_to_text,
+                    labels=list(conv.labels),
+                )
+            )
+        return entries
+
+
+@asynccontextmanager
+async def locked(store: Store, conversation_id: int) -> AsyncIterator[tuple[Tx, Conversation]]:
+    """A transaction holding the conversation's texter lock, with the conversation loaded
+    after the lock is taken."""
+    async with store.transaction() as tx:
+        conv = await tx.get_conversation(conversation_id)
+        texter = await tx.get_texter(conv.texter_id)
+    async with store.transaction(lock_key=texter.phone_hash) as tx:
+        yield tx, await tx.get_conversation(conversation_id)
+
+
+def _publish(events: Events | None, conv: Conversation) -> None:
+    if events is not None:
+        events.publish_local(Event("conversation", {"conversation_id": conv.id, "state": conv.state}))
+        events.publish_local(Event("queue", {}))
+
+
+async def _load(tx: Tx, user_id: int) -> tuple[User, int]:
+    user = await tx.get_user(user_id)
+    held = len(await tx.list_conversations(states=[HELD], advocate_id=user.id))
+    return user, held
+
+
+async def claim(
+    store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
+) -> Conversation:
+    """Take one queued conversation. Conflict if someone else has it or it left the queue."""
+    async with locked(store, conversation_id) as (tx, conv):
+        if conv.state != QUEUED or conv.advocate_id is not None:
+            raise Conflict("that conversation is no longer waiting")
+        conv = await tx.claim(conversation_id, user.id, now)
+        await tx.audit(user.id, "claim", conv.id, "", now)
+    _publish(events, conv)
+    return conv
+
+
+async def take_next(
+    store: Store, user: User, now: datetime, settings: Settings, events: Events | None = None
+) -> Conversation | None:
+    """The top of the queue for this advocate, or None when nothing is waiting (or they are
+    at capacity). Retries past conversations another advocate took a moment earlier."""
+    async with store.transaction() as tx:
+        fresh, held = await _load(tx, user.id)
+        if held >= fresh.capacity:
+            raise Conflict(f"you are holding {held} of {fresh.capacity} conversations")
+        queue = ordered(await tx.list_conversations(states=[QUEUED]), now, settings)
+    for conv in queue:
+        if not settings.cross_team and fresh.teams and conv.team and conv.team not in fresh.teams:
+            continue
+        try:
+            return await claim(store, conv.id, fresh, now, events)
+        except (Conflict, NotFound):
+            continue
+    return None
+
+
+async def offer_transfer(
+    store: Store,
+    conversation_id: int,
+    from_user: User,
+    to_user_id: int,
+    now: datetime,
+    events: Events | None = None,
+) -> Conversation:
+    async with locked(store, conversation_id) as (tx, conv):
+        target = await tx.get_user(to_user_id)
+        if conv.state != HELD or conv.advocate_id != from_user.id:
+            raise Conflict("you do not hold that conversation")
+        if target.id == from_user.id or not target.active:
+            raise Conflict("choose another advocate")
+        conv.transfer_to = target.id
+        conv.updated_at = now
+        await tx.save_conversation(conv)
+        await tx.audit(from_user.id, "transfer_offer", conv.id, f"to user {target.id}", now)
+    if events is not None:
+        events.publish_local(
+            Event("transfer", {"conversation_id": conv.id, "advocate_id": target.id})
+        )
+    _publish(events, conv)
+    return conv
+
+
+async def accept_transfer(
+    store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
+) -> Conversation:
+    async with locked(store, conversation_id) as (tx, conv):
+        if conv.transfer_to != user.id or conv.state != HELD:
+            raise Conflict("there is no transfer waiting for you")
+        previous = conv.advocate_id
+        conv.advocate_id, conv.transfer_to, conv.claimed_at, conv.updated_at = user.id, None, now, now
+        await tx.save_conversation(conv)
+        await tx.audit(user.id, "transfer_accept", conv.id, f"from user {previous}", now)
+    _publish(events, conv)
+    return conv
+
+
+async def release(
+    store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
+) -> Conversation:
+    """Back to the queue, keeping its place (queued_at is unchanged) and its context."""
+    async with locked(store, conversation_id) as (tx, conv):
+        if conv.state != HELD or (conv.advocate_id != user.id and user.role == "advocate"):
+            raise Conflict("you do not hold that conversation")
+        conv.state, conv.advocate_id, conv.transfer_to, conv.updated_at = QUEUED, None, None, now
+        conv.queued_at = conv.queued_at or now
+        await tx.save_conversation(conv)
+        await tx.audit(user.id, "release", conv.id, "", now)
+    _publish(events, conv)
+    return conv
+
+
+async def reassign(
+    store: Store,
+    conversation_id: int,
+    supervisor: User,
+    to_user_id: int,
+    now: datetime,
+    events: Events | None = None,
+) -> Conversation:
+    if supervisor.role not in ("supervisor", "admin"):
+        raise Conflict("only a supervisor can reassign")
+    async with locked(store, conversation_id) as (tx, conv):
+        target = await tx.get_user(to_user_id)
+        if conv.state not in (QUEUED, HELD):
+            raise Conflict("that conversation is not open")
+        conv.state, conv.advocate_id, conv.transfer_to = HELD, target.id, None
+        conv.claimed_at = conv.updated_at = now
+        await tx.save_conversation(conv)
+        await tx.audit(supervisor.id, "reassign", conv.id, f"to user {target.id}", now)
+    _publish(events, conv)
+    return conv
+
+
+DISPOSITIONS = (
+    "resources_given",
+    "safety_plan",
+    "referred",
+    "connected_to_hotline",
+    "texter_left",
+    "wrong_number",
+    "test",
+    "other",
+)
+
+
+async def close(
+    store: Store,
+    conversation_id: int,
+    user: User,
+    disposition: str,
+    now: datetime,
+    events: Events | None = None,
+) -> Conversation:
+    if disposition not in DISPOSITIONS:
+        raise ValueError(f"disposition must be one of: {', '.join(DISPOSITIONS)}")
+    async with locked(store, conversation_id) as (tx, conv):
+        if conv.state != HELD or (conv.advocate_id != user.id and user.role == "advocate"):
+            raise Conflict("you do not hold that conversation")
+        conv.state, conv.disposition, conv.closed_at, conv.updated_at = "closed", disposition, now, now
+        conv.transfer_to = None
+        conv.nudge_at = conv.expire_at = None
+        await tx.save_conversation(conv)
+        await tx.audit(user.id, "close", conv.id, disposition, now)
+    _publish(events, conv)
+    return conv

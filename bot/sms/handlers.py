@@ -1,0 +1,100 @@
+"""HTTP handlers for Twilio's webhooks: check the signature, parse, hand to the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from bot import metrics
+from bot.engine import utcnow
+from bot.events import Event
+from bot.keys import ENGINE, EVENTS, SETTINGS, STORE
+from bot.logs import get_logger
+from bot.sms.webhook import BadRequest, parse_inbound, signature_valid, twiml
+
+log = get_logger("haven.sms")
+
+TWIML = "text/xml"
+# Twilio's delivery states, the only ones we record.
+STATUSES = frozenset(
+    {
+        "accepted",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "read",
+        "receiving",
+        "received",
+        "scheduled",
+        "canceled",
+    }
+)
+
+Handler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResponse]]
+
+
+def signed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Refuse (403, nothing changed) unless X-Twilio-Signature is valid for our public URL.
+    Unsigned requests pass only when no auth token is configured outside production."""
+
+    async def check(request: web.Request) -> web.StreamResponse:
+        settings = request.app[SETTINGS]
+        form = await request.post()
+        params = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        if settings.twilio_auth_token or settings.production:
+            url = settings.public_url + request.path_qs
+            if not signature_valid(
+                settings.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
+            ):
+                metrics.WEBHOOK_REJECTED.labels("signature").inc()
+                log.warning("webhook_signature_rejected", path=request.path)
+                raise web.HTTPForbidden(text="invalid signature")
+        return await handler(request, params)
+
+    return check
+
+
+@signed
+async def inbound_sms(request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
+    try:
+        sms = parse_inbound(params)
+    except BadRequest as exc:
+        metrics.WEBHOOK_REJECTED.labels("malformed").inc()
+        log.warning("webhook_malformed", reason=str(exc))
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    outcome = await request.app[ENGINE].handle_inbound(sms)
+    log.info(
+        "inbound_handled",
+        conversation_id=outcome.conversation_id,
+        replies=len(outcome.texts),
+        duplicate=outcome.duplicate,
+    )
+    return web.Response(text=twiml(outcome.texts), content_type=TWIML)
+
+
+@signed
+async def delivery_status(request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
+    sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+    status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
+    if not sid or status not in STATUSES:
+        raise web.HTTPBadRequest(text="MessageSid and a known MessageStatus are required")
+    error_code = (params.get("ErrorCode") or "").strip() or None
+    async with request.app[STORE].transaction() as tx:
+        message = await tx.record_status(sid, status, error_code, utcnow())
+    if message is not None:
+        request.app[EVENTS].publish_local(
+            Event(
+                "status",
+                {
+                    "conversation_id": message.conversation_id,
+                    "message_id": message.id,
+                    "status": message.status,
+                },
+            )
+        )
+    log.info("delivery_status", known=message is not None, status=status, error_code=error_code)
+    return web.Response(text=twiml([]), content_type=TWIML)

@@ -1,0 +1,74 @@
+"""Twilio's side of the wire: parse an inbound webhook, check its signature, answer in TwiML.
+
+Transport never decides what to say: it hands an InboundSms to the engine and wraps the
+texts the engine returns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+MAX_BODY = 1600  # Twilio's own limit for one message
+_E164ISH = re.compile(r"^\+?[0-9A-Za-z:_.-]{3,64}$")  # phone numbers, short codes, whatsapp:+1…
+
+
+class BadRequest(ValueError):
+    """The webhook is signed but malformed (e.g. no From): 400, nothing stored."""
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    message_sid: str
+    from_: str
+    to: str
+    body: str
+    num_media: int = 0
+    media_types: tuple[str, ...] = ()
+
+
+def parse_inbound(form: Mapping[str, str]) -> InboundSms:
+    """Build an InboundSms from Twilio's form fields; unknown fields are ignored."""
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    sender = (form.get("From") or "").strip()
+    if not sid:
+        raise BadRequest("MessageSid is required")
+    if len(sid) > 64:
+        raise BadRequest("MessageSid is too long")
+    if not sender or not _E164ISH.match(sender):
+        raise BadRequest("From must be a phone number")
+    body = form.get("Body") or ""
+    if len(body) > MAX_BODY:
+        raise BadRequest(f"Body is longer than {MAX_BODY} characters")
+    try:
+        num_media = int(form.get("NumMedia") or 0)
+    except ValueError:
+        raise BadRequest("NumMedia must be a whole number") from None
+    if not 0 <= num_media <= 10:
+        raise BadRequest("NumMedia must be between 0 and 10")
+    media_types = tuple(
+        (form.get(f"MediaContentType{i}") or "application/octet-stream")[:100]
+        for i in range(num_media)
+    )
+    return InboundSms(sid, sender, (form.get("To") or "").strip(), body, num_media, media_types)
+
+
+def signature_valid(
+    auth_token: str, url: str, params: Mapping[str, str], signature: str | None
+) -> bool:
+    """Check X-Twilio-Signature exactly as Twilio computes it (the SDK's validator)."""
+    if not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+
+
+def twiml(texts: Sequence[str]) -> str:
+    """A TwiML response with one <Message> per text; an empty <Response/> for none."""
+    response = MessagingResponse()
+    for text in texts:
+        response.message(text)
+    return str(response)
