@@ -1,0 +1,305 @@
+"""Whole conversations through the signed Twilio webhook, as a texter would have them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from bot.app import create_app
+from bot.engine import utcnow
+from bot.keys import ENGINE, SENDER, STORE
+from bot.settings import Settings
+from bot.store.base import Conversation, Message
+
+Text = Callable[..., Awaitable[list[str]]]
+NUMBER = "+15551230001"
+
+
+async def conversation(app: web.Application, number: str = NUMBER) -> Conversation | None:
+    engine = app[ENGINE]
+    async with app[STORE].transaction() as tx:
+        texter = await tx.get_texter_by_hash(engine.hash(number))
+        if texter is None:
+            return None
+        return await tx.get_open_conversation(texter.id) or (
+            (await tx.list_conversations())[0] if await tx.list_conversations() else None
+        )
+
+
+async def messages(app: web.Application, conversation_id: int) -> list[Message]:
+    async with app[STORE].transaction() as tx:
+        return await tx.list_messages(conversation_id)
+
+
+async def outbox_bodies(app: web.Application) -> list[str]:
+    """Everything Haven queued to send on its own (not inside a webhook reply)."""
+    async with app[STORE].transaction() as tx:
+        found = []
+        for conv in await tx.list_conversations():
+            found += [
+                m.body
+                for m in await tx.list_messages(conv.id)
+                if m.direction == "out" and m.status != "replied"
+            ]
+        return found
+
+
+def joined(texts: list[str]) -> str:
+    return "\n".join(texts)
+
+
+async def intake(text: Text, number: str = NUMBER) -> list[list[str]]:
+    """Answer every intake question, skipping the optional ones."""
+    replies = [await text("hi", number)]
+    replies.append(await text("yes", number))
+    replies.append(await text("4", number))
+    for _ in range(6):  # screening and location: skip until queued
+        conv_reply = await text("skip", number)
+        replies.append(conv_reply)
+        if re.search(r"\b\d+\b.*minute", joined(conv_reply), re.I):
+            break
+    return replies
+
+
+async def test_first_message_welcomes_and_asks_if_safe(text: Text) -> None:
+    """The opening names the org, mentions 911 and deleting the thread, asks YES / NO."""
+    reply = joined(await text("hi"))
+    assert "Harbor House" in reply
+    assert "911" in reply
+    assert "YES" in reply and "NO" in reply
+    assert "ESPAÑOL" in reply
+    assert "delete" in reply.lower()
+
+
+async def test_full_intake_reaches_queue_in_english(client: TestClient, text: Text) -> None:
+    """Hi → YES → need → skipped questions → queued, with position and wait texted."""
+    replies = await intake(text)
+    last = joined(replies[-1])
+    assert re.search(r"\b1\b", last), last
+    assert "911" in last
+    conv = await conversation(client.app)
+    assert conv is not None and conv.state == "queued" and conv.queued_at is not None
+
+
+async def test_spanish_from_first_message(client: TestClient, text: Text) -> None:
+    """A first message in Spanish gets the whole intake in Spanish."""
+    first = joined(await text("hola necesito ayuda por favor"))
+    assert "SÍ" in first.upper() or "SI" in first.upper()
+    assert "seguro" in first.lower() or "segura" in first.lower()
+    second = joined(await text("si"))
+    assert "Responde" in second or "responde" in second
+    conv = await conversation(client.app)
+    assert conv is not None and conv.language == "es"
+
+
+async def test_danger_in_first_message_gets_911_at_once(client: TestClient, text: Text) -> None:
+    """Rule 1: danger in the very first text → 911 in the first reply and front of queue."""
+    reply = await text("he has a knife and he's going to kill me")
+    assert "911" in reply[0]
+    conv = await conversation(client.app)
+    assert conv is not None
+    assert conv.priority == 1 and conv.state == "queued" and "emergency" in conv.labels
+
+
+async def test_suicide_words_get_988(client: TestClient, text: Text) -> None:
+    """Rule 1: the texter's own suicidal thoughts, mid-intake → 988 in that reply."""
+    await text("hi")
+    reply = joined(await text("i want to kill myself"))
+    assert "988" in reply
+    conv = await conversation(client.app)
+    assert conv is not None and conv.priority == 1 and "suicide" in conv.labels
+
+
+async def test_danger_while_held_raises_alarm_and_haven_stays_quiet(
+    client: TestClient, text: Text
+) -> None:
+    """Rule 1 with an advocate holding the conversation: no text from Haven, an alarm."""
+    from bot import queue
+    from bot.events import Event
+
+    await intake(text)
+    app = client.app
+    async with app[STORE].transaction() as tx:
+        user = await tx.add_user("ana", "advocate", "x", [], utcnow())
+    conv = await conversation(app)
+    assert conv is not None
+    await queue.claim(app[STORE], conv.id, user, utcnow())
+    received: list[Event] = []
+    async with app[ENGINE].events.subscribe() as events:
+        reply = await text("he is back and he has a gun")
+        while not events.empty():
+            received.append(events.get_nowait())
+    assert reply == []
+    alarms = [e for e in received if e.kind == "alarm"]
+    assert alarms and alarms[0].data["reason"] == "danger_held"
+    assert alarms[0].data["advocate_id"] == user.id
+
+
+async def test_no_to_safety_check_means_nothing_unprompted(client: TestClient, text: Text) -> None:
+    """Rule 2: after NO, timers and queue updates send nothing, however long we wait."""
+    await text("hi")
+    reply = joined(await text("no"))
+    assert reply  # the paused message, inside the webhook response
+    engine = client.app[ENGINE]
+    for minutes in (11, 30, 61, 120):
+        await engine.run_timers(utcnow() + timedelta(minutes=minutes))
+    assert await outbox_bodies(client.app) == []
+
+
+async def test_silence_gets_one_nudge_only_when_safe(client: TestClient, text: Text) -> None:
+    """After YES, ten quiet minutes earn one nudge; an hour expires the conversation."""
+    await text("hi")
+    await text("yes")
+    engine = client.app[ENGINE]
+    await engine.run_timers(utcnow() + timedelta(minutes=11))
+    await engine.run_timers(utcnow() + timedelta(minutes=12))
+    assert len(await outbox_bodies(client.app)) == 1
+    await engine.run_timers(utcnow() + timedelta(minutes=61))
+    async with client.app[STORE].transaction() as tx:
+        (conv,) = await tx.list_conversations()
+    assert conv.state == "expired"
+
+
+async def test_stop_means_silence_until_start(client: TestClient, text: Text) -> None:
+    """STOP: one confirmation, then no replies and no nudges until START."""
+    await text("hi")
+    await text("yes")
+    stopped = await text("STOP")
+    assert len(stopped) <= 1
+    assert await text("hello?") == []
+    await client.app[ENGINE].run_timers(utcnow() + timedelta(minutes=15))
+    assert await outbox_bodies(client.app) == []
+    started = joined(await text("start"))
+    assert started
+
+
+async def test_quick_exit_purges_stored_content(client: TestClient, text: Text) -> None:
+    """EXIT ends the conversation, erases what was said, answers with at most one line."""
+    await text("hi")
+    await text("yes")
+    await text("my husband reads my phone, I live at 12 Elm Street")
+    conv = await conversation(client.app)
+    assert conv is not None
+    reply = await text("EXIT")
+    assert len(reply) <= 1
+    bodies = [m.body for m in await messages(client.app, conv.id)]
+    assert not any("Elm Street" in b for b in bodies)
+    async with client.app[STORE].transaction() as tx:
+        ended = await tx.get_conversation(conv.id)
+    assert ended.state == "exited"
+
+
+async def test_delete_asks_once_then_erases_everything(client: TestClient, text: Text) -> None:
+    """DELETE needs one confirmation; then nothing about the number remains."""
+    await text("hi")
+    await text("yes")
+    ask = joined(await text("delete"))
+    assert "DELETE" in ask
+    await text("DELETE")
+    engine = client.app[ENGINE]
+    async with client.app[STORE].transaction() as tx:
+        assert await tx.get_texter_by_hash(engine.hash(NUMBER)) is None
+        stats = await tx.stats()
+    assert stats["texters"] == 0 and stats["messages_in"] == 0
+
+
+async def test_duplicate_message_sid_changes_nothing(client: TestClient, text: Text) -> None:
+    """Twilio's retry of one MessageSid: the same answer, nothing stored twice."""
+    first = await text("hi", sid="SMduplicate0000000000000000000001")
+    again = await text("hi", sid="SMduplicate0000000000000000000001")
+    assert first == again
+    async with client.app[STORE].transaction() as tx:
+        stats = await tx.stats()
+    assert stats["messages_in"] == 1
+
+
+async def test_restart_mid_flow_keeps_the_conversation(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """A conversation survives the service stopping and starting again on the same file."""
+    from tests.conftest import sign
+
+    async def send(client: TestClient, body: str, sid: str) -> str:
+        params = {"MessageSid": sid, "From": NUMBER, "To": "+15559990000", "Body": body}
+        response = await client.post(
+            "/twilio/sms", data=params, headers={"X-Twilio-Signature": sign("/twilio/sms", params)}
+        )
+        return await response.text()
+
+    first = await aiohttp_client(create_app(settings))
+    await send(first, "hi", "SMrestart01")
+    await send(first, "yes", "SMrestart02")
+    await first.close()
+    second = await aiohttp_client(create_app(settings))
+    reply = await send(second, "1", "SMrestart03")
+    conv = await conversation(second.app)
+    assert conv is not None and conv.state == "screening", reply
+
+
+async def test_concurrent_messages_from_one_number_lose_nothing(
+    client: TestClient, text: Text
+) -> None:
+    """Ten texts at once from one number: all stored, one conversation, no lost step."""
+    await text("hi")
+    await asyncio.gather(*(text(f"part {i}") for i in range(10)))
+    conv = await conversation(client.app)
+    assert conv is not None
+    inbound = [m for m in await messages(client.app, conv.id) if m.direction == "in"]
+    assert len(inbound) == 11
+    async with client.app[STORE].transaction() as tx:
+        assert (await tx.stats())["conversations"] == 1
+
+
+async def test_advocate_reply_goes_out_once_through_the_outbox(
+    client: TestClient, text: Text
+) -> None:
+    """An advocate's text is stored, sent by the console sender once, and marked sent."""
+    from bot import queue
+
+    await intake(text)
+    app = client.app
+    async with app[STORE].transaction() as tx:
+        user = await tx.add_user("ben", "advocate", "x", [], utcnow())
+    conv = await conversation(app)
+    assert conv is not None
+    await queue.claim(app[STORE], conv.id, user, utcnow())
+    message = await app[ENGINE].send_from_advocate(conv.id, user, "Hi, I'm Ben. I'm here.")
+    for _ in range(100):
+        stored = {m.id: m for m in await messages(app, conv.id)}[message.id]
+        if stored.status == "sent":
+            break
+        await asyncio.sleep(0.02)
+    assert stored.status == "sent" and stored.provider_sid
+    assert [body for _to, body in app[SENDER].sent] == ["Hi, I'm Ben. I'm here."]  # type: ignore[attr-defined]
+
+
+async def test_logs_hold_no_number_and_no_text(client: TestClient, text: Text) -> None:
+    """A whole conversation, danger included, logs no phone number and no message text."""
+    said = ["hi", "yes", "1", "he choked me last night", "no", "skip", "90210", "EXIT"]
+    with structlog.testing.capture_logs() as captured:
+        for body in said:
+            await text(body)
+    assert captured, "expected log lines"
+    dump = repr(captured)
+    assert "5551230001" not in dump and "1230001" not in dump
+    for body in ["choked me last night", "90210"]:
+        assert body not in dump
+
+
+@pytest.mark.parametrize("word", ["AGENT", "persona"])
+async def test_asking_for_a_person_skips_the_intake(client: TestClient, text: Text, word: str) -> None:
+    """Rule 6: a texter can ask for a person at any time and skip the rest."""
+    await text("hi")
+    await text("yes")
+    reply = joined(await text(word))
+    assert "911" in reply or re.search(r"\b1\b", reply)
+    conv = await conversation(client.app)
+    assert conv is not None and conv.state == "queued"
