@@ -1,0 +1,274 @@
+"""The outbox worker: every outbound text is sent once, retried when Twilio says "not now",
+and otherwise shown as failed (rule 5).
+
+How a text goes out:
+1. The engine adds a Message (status 'queued') and an outbox item in the same transaction as
+   whatever caused it, then calls `wake()`.
+2. `run_once` claims due items in one transaction (`Tx.claim_outbox` marks them 'sending';
+   on PostgreSQL with FOR UPDATE SKIP LOCKED, so two workers never take the same item) and
+   marks their messages 'sending'.
+3. Each item gets exactly one network attempt. Success: item 'sent', message 'sent' with the
+   Twilio SID (status callbacks then find it by that SID). Permanent error: both 'failed' with
+   Twilio's code. Transient error: item back to 'pending' with a backoff time, message back to
+   'queued'; after `max_attempts` tries it is 'failed'.
+
+At-most-once for an interrupted send. Twilio's Messages API has no idempotency key, so if the
+process dies between claiming an item and recording the answer we cannot know whether Twilio
+accepted it. Such an item stays 'sending'; once it is older than `sending_timeout` it is marked
+'failed' with code "interrupted" (never resent), so an advocate sees it and can decide. A
+doubled text on a phone someone else may read is worse than a visible failure.
+
+Order: texts to one conversation in one batch go out one after another, and if one must wait
+for a retry the later ones wait with it, so a texter does not get the second text first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import structlog
+
+from bot import metrics
+from bot.events import Event, Events
+from bot.settings import Settings
+from bot.sms.sender import Sender, SendError, classify
+from bot.store.base import NotFound, OutboxItem, Store, Tx
+
+log = structlog.get_logger(__name__)
+
+Outcome = Literal["sent", "failed", "retry"]
+
+
+def backoff_delay(
+    attempt: int, base: float = 2.0, cap: float = 300.0, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): exponential, capped,
+    with "equal jitter" (half fixed, half random) so retries from many items spread out but
+    never come back sooner than half the nominal delay."""
+    if attempt < 1:
+        raise ValueError("attempt is 1-based")
+    nominal = min(cap, base * 2 ** (attempt - 1))
+    half = nominal / 2
+    return half + (rng or random).uniform(0, half)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxWorker:
+    """Sends what the outbox holds. One per process; any number of processes may run one."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        settings: Settings,
+        events: Events | None = None,
+        *,
+        batch: int = 20,
+        max_attempts: int = 10,
+        base_delay: float = 2.0,
+        max_delay: float = 300.0,
+        sending_timeout: float = 300.0,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if batch < 1 or max_attempts < 1:
+            raise ValueError("batch and max_attempts must be at least 1")
+        self.store = store
+        self.sender = sender
+        self.settings = settings
+        self.events = events
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sending_timeout = sending_timeout
+        self.status_callback = f"{settings.public_url.rstrip('/')}/twilio/status"
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: send now rather than at the next tick. Safe to call from
+        any coroutine in the worker's event loop."""
+        self._wake.set()
+
+    # -- one pass -----------------------------------------------------------------------
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Fail stale 'sending' items, then claim and attempt every due item once.
+        Returns how many items were attempted."""
+        now = now or self._clock()
+        async with self.store.transaction() as tx:
+            stale = await self._fail_interrupted(tx, now)
+            items = await tx.claim_outbox(now, limit=self.batch)
+            for item in items:
+                await self._set_status(tx, item, "sending")
+        for item in stale:
+            metrics.OUTBOUND_RESULTS.labels("interrupted").inc()
+            self._publish(item, "failed")
+        if not items:
+            return 0
+        for item in items:
+            self._publish(item, "sending")
+        groups: dict[int, list[OutboxItem]] = {}
+        for item in sorted(items, key=lambda i: i.id):
+            groups.setdefault(item.conversation_id, []).append(item)
+        results = await asyncio.gather(
+            *(self._send_in_order(group, now) for group in groups.values()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                # Recording an outcome failed (database trouble); the item stays 'sending'
+                # and is later shown as interrupted. Other conversations went ahead.
+                log.error("outbox_record_failed", error=type(result).__name__)
+        return len(items)
+
+    async def _send_in_order(self, group: list[OutboxItem], now: datetime) -> None:
+        for index, item in enumerate(group):
+            outcome, retry_at = await self._deliver(item, now)
+            if outcome == "retry" and retry_at is not None:
+                # Keep the conversation's order: later texts wait for this one.
+                for later in group[index + 1 :]:
+                    await self._finish(later, "pending", now, "queued", retry_at=retry_at)
+                return
+
+    async def _deliver(self, item: OutboxItem, now: datetime) -> tuple[Outcome, datetime | None]:
+        try:
+            sid = await self.sender.send(item.to, item.body, self.status_callback)
+        except Exception as exc:  # a sender should raise SendError; classify anything else
+            error = exc if isinstance(exc, SendError) else classify(exc)
+        else:
+            await self._finish(item, "sent", now, "sent", provider_sid=sid)
+            metrics.OUTBOUND_RESULTS.labels("sent").inc()
+            log.info("outbox_sent", message_id=item.message_id, attempt=item.attempts)
+            return "sent", None
+        if error.permanent or item.attempts >= self.max_attempts:
+            await self._finish(item, "failed", now, "failed", error_code=error.code)
+            metrics.OUTBOUND_RESULTS.labels("failed").inc()
+            log.warning(
+                "outbox_failed",
+                message_id=item.message_id,
+                code=error.code,
+                permanent=error.permanent,
+                attempt=item.attempts,
+            )
+            return "failed", None
+        delay = backoff_delay(max(item.attempts, 1), self.base_delay, self.max_delay, self._rng)
+        retry_at = now + timedelta(seconds=delay)
+        await self._finish(item, "pending", now, "queued", retry_at=retry_at)
+        metrics.OUTBOUND_RESULTS.labels("retry").inc()
+        log.warning(
+            "outbox_retry",
+            message_id=item.message_id,
+            code=error.code,
+            attempt=item.attempts,
+            delay_seconds=round(delay, 1),
+        )
+        return "retry", retry_at
+
+    async def _finish(
+        self,
+        item: OutboxItem,
+        item_status: Literal["sent", "failed", "pending"],
+        now: datetime,
+        message_status: str,
+        *,
+        provider_sid: str | None = None,
+        error_code: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        try:
+            async with self.store.transaction() as tx:
+                await tx.finish_outbox(item.id, item_status, now, retry_at=retry_at)
+                await self._set_status(tx, item, message_status, provider_sid, error_code)
+        except NotFound:
+            # Erased meanwhile (quick exit, DELETE, retention): nothing left to record.
+            log.info("outbox_item_gone", message_id=item.message_id)
+            return
+        self._publish(item, message_status)
+
+    async def _fail_interrupted(self, tx: Tx, now: datetime) -> list[OutboxItem]:
+        """Items a dead worker left 'sending' become visibly failed, never resent."""
+        # An optional store capability for now (requested for bot.store.base.Tx): without it
+        # such items stay 'sending', which the dashboard also shows as not delivered.
+        fail_stale = getattr(tx, "fail_stale_outbox", None)
+        if fail_stale is None:
+            return []
+        before = now - timedelta(seconds=self.sending_timeout)
+        stale: list[OutboxItem] = await fail_stale(before, now)
+        for item in stale:
+            await self._set_status(tx, item, "failed", error_code="interrupted")
+            log.warning("outbox_interrupted", message_id=item.message_id)
+        return stale
+
+    @staticmethod
+    async def _set_status(
+        tx: Tx,
+        item: OutboxItem,
+        status: str,
+        provider_sid: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        await tx.set_message_status(
+            item.message_id, status, provider_sid=provider_sid, error_code=error_code
+        )
+
+    def _publish(self, item: OutboxItem, status: str) -> None:
+        if self.events is not None:
+            self.events.publish_local(
+                Event(
+                    "status",
+                    {
+                        "conversation_id": item.conversation_id,
+                        "message_id": item.message_id,
+                        "status": status,
+                    },
+                )
+            )
+
+    # -- the loop -----------------------------------------------------------------------
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set: a pass every settings.tick_seconds, or at once on wake()."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                attempted = await self.run_once()
+            except Exception:
+                # A database hiccup must not end outbound texting for the process.
+                log.exception("outbox_pass_failed")
+                attempted = 0
+            if attempted >= self.batch:
+                continue  # more may be due right now
+            await self._sleep(stop)
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(
+                waiters, timeout=self.settings.tick_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+                with suppress(asyncio.CancelledError):
+                    await waiter
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the loop in a task for the duration of the block (the app's cleanup_ctx)."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.run_forever(stop), name="haven-outbox")
+        try:
+            yield
+        finally:
+            stop.set()
+            self._wake.set()
+            await task

@@ -1,0 +1,136 @@
+"""A local fake of Twilio's REST API, just the part Haven uses: creating a Message.
+
+It speaks what the real twilio SDK sends (form-encoded POST, HTTP basic auth) and answers
+in Twilio's JSON shapes, including Twilio's legacy error body {"code", "message",
+"more_info", "status"}. Failures can be queued for the next requests, so tests can drive
+the real SDK through 5xx, 429 and permanent errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+MESSAGES_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
+
+ERROR_TEXT = {
+    20003: "Authenticate",
+    20429: "Too Many Requests",
+    20500: "An internal server error has occurred",
+    21211: "The 'To' number is not a valid phone number.",
+    21610: "Attempt to send to unsubscribed recipient",
+}
+
+
+@dataclass
+class Received:
+    """One Messages.json request as the fake saw it (form fields as sent)."""
+
+    account_sid: str
+    form: dict[str, str]
+    status: int  # what the fake answered
+    sid: str | None = None  # the Message SID when accepted
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str = "AC" + "0" * 32
+    auth_token: str = "fake-auth-token"
+    requests: list[Received] = field(default_factory=list)
+    _failures: deque[tuple[int, int]] = field(default_factory=deque)
+    _server: TestServer | None = None
+
+    # -- programming it ---------------------------------------------------------------
+    def fail_next(self, count: int, status: int, code: int | None = None) -> None:
+        """The next `count` Messages requests get `status` with Twilio error `code`."""
+        default = {429: 20429, 401: 20003}.get(status, 20500 if status >= 500 else 21211)
+        for _ in range(count):
+            self._failures.append((status, code if code is not None else default))
+
+    @property
+    def messages(self) -> list[Received]:
+        """Only the accepted messages: what Twilio would actually deliver."""
+        return [r for r in self.requests if r.sid is not None]
+
+    # -- running it -------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        return str(self._server.make_url("")).rstrip("/")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post(MESSAGES_PATH, self._create_message)
+        self._server = TestServer(app, host="127.0.0.1")  # port 0: a free random port
+        await self._server.start_server()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+
+    # -- the API ----------------------------------------------------------------------
+    def _error(self, status: int, code: int) -> web.Response:
+        return web.json_response(
+            {
+                "code": code,
+                "message": ERROR_TEXT.get(code, "Error"),
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            status=status,
+        )
+
+    def _authorised(self, request: web.Request, account_sid: str) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return user == self.account_sid == account_sid and password == self.auth_token
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        account_sid = request.match_info["account_sid"]
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        received = Received(account_sid, form, 0)
+        self.requests.append(received)
+        if not self._authorised(request, account_sid):
+            received.status = 401
+            return self._error(401, 20003)
+        if self._failures:
+            status, code = self._failures.popleft()
+            received.status = status
+            return self._error(status, code)
+        if not form.get("To") or not form.get("Body"):
+            received.status = 400
+            return self._error(400, 21602 if not form.get("Body") else 21604)
+        if not (form.get("From") or form.get("MessagingServiceSid")):
+            received.status = 400
+            return self._error(400, 21603)
+        sid = "SM" + uuid.uuid4().hex
+        received.status, received.sid = 201, sid
+        return web.json_response(
+            {
+                "sid": sid,
+                "account_sid": account_sid,
+                "to": form["To"],
+                "from": form.get("From"),
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "body": form["Body"],
+                "status": "queued",
+                "direction": "outbound-api",
+                "num_segments": "1",
+                "error_code": None,
+                "error_message": None,
+                "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+            },
+            status=201,
+        )
