@@ -206,9 +206,7 @@ class Tx(abc.ABC):
         locked FOR UPDATE SKIP LOCKED so each timer fires once across processes."""
 
     @abc.abstractmethod
-    async def claim(
-        self, conversation_id: int, advocate_id: int, now: datetime
-    ) -> Conversation:
+    async def claim(self, conversation_id: int, advocate_id: int, now: datetime) -> Conversation:
         """Atomically give a queued, unheld conversation to an advocate (state
         'with_advocate'). Raises Conflict if it is not queued or is already held."""
 
@@ -256,6 +254,11 @@ class Tx(abc.ABC):
         retry_at: datetime | None = None,
     ) -> None:
         """Mark an item sent or failed, or back to pending with a retry time."""
+
+    @abc.abstractmethod
+    async def fail_stale_outbox(self, before: datetime, now: datetime) -> list[OutboxItem]:
+        """Items left 'sending' since before `before` (a process died mid-send) are marked
+        failed, visibly, never resent: Twilio has no idempotency key (at most once)."""
 
     # -- accounts --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -1,0 +1,180 @@
+"""SQLite backend (the default): one aiosqlite connection, WAL, foreign keys on.
+
+Every transaction holds one asyncio lock from BEGIN IMMEDIATE to COMMIT, so tasks never
+interleave inside a transaction. `transaction(lock_key)` first takes a per-key lock as well,
+so the per-texter serialisation contract reads the same as PostgreSQL's advisory locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.crypto import Crypto
+from bot.store.base import Conflict, NotFound, Store, Tx
+from bot.store.sql import Row, SqlTx, load_migrations, no_nesting, utc
+
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # fixed width, so text order is time order
+BUSY_TIMEOUT_MS = 5000
+
+
+class SqliteTx(SqlTx):
+    def __init__(self, conn: aiosqlite.Connection, crypto: Crypto) -> None:
+        super().__init__(crypto)
+        self._conn = conn
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Row]:
+        self._guard()
+        try:
+            return list(await self._conn.execute_fetchall(sql, args))
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(exc) from exc
+
+    async def _execute(self, sql: str, *args: Any) -> int:
+        self._guard()
+        try:
+            async with self._conn.execute(sql, args) as cursor:
+                return cursor.rowcount
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(exc) from exc
+
+    def _ts(self, value: datetime) -> str:
+        return value.strftime(_TS_FORMAT)
+
+    def _dt(self, value: Any) -> datetime:
+        return utc(datetime.fromisoformat(value))
+
+
+def _integrity(exc: sqlite3.IntegrityError) -> Exception:
+    if "FOREIGN KEY" in str(exc):
+        return NotFound("a referenced record does not exist")
+    return Conflict(str(exc))
+
+
+class _KeyLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str, crypto: Crypto) -> None:
+        self.path = path
+        self._crypto = crypto
+        self._conn: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._key_locks: dict[str, _KeyLock] = {}
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        conn = await aiosqlite.connect(self.path, isolation_level=None)  # we say BEGIN
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:":
+            await conn.execute("PRAGMA journal_mode = WAL")
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            async with self._write_lock:  # let a running transaction finish first
+                await conn.close()
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("the store is not open; await store.open() first")
+        return self._conn
+
+    async def ping(self) -> None:
+        await self._connection().execute_fetchall("SELECT 1")
+
+    # -- migrations ---------------------------------------------------------------------------
+    async def _applied(self, conn: aiosqlite.Connection) -> set[int]:
+        exists = await conn.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        )
+        if not exists:
+            return set()
+        return {r[0] for r in await conn.execute_fetchall("SELECT version FROM schema_migrations")}
+
+    async def pending_migrations(self) -> list[int]:
+        done = await self._applied(self._connection())
+        return [m.number for m in load_migrations("sqlite") if m.number not in done]
+
+    async def migrate(self) -> list[int]:
+        conn = self._connection()
+        applied: list[int] = []
+        async with self._write_lock:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
+            done = await self._applied(conn)
+            for m in load_migrations("sqlite"):
+                if m.number in done:
+                    continue
+                # One script, one transaction: the version row first, so a second
+                # migrator racing on the same file fails cleanly instead of half-applying.
+                script = (
+                    f"BEGIN IMMEDIATE;\nINSERT INTO schema_migrations (version)"
+                    f" VALUES ({m.number});\n{m.sql}\nCOMMIT;"
+                )
+                try:
+                    await conn.executescript(script)
+                except BaseException:
+                    if conn.in_transaction:
+                        await conn.execute("ROLLBACK")
+                    raise
+                applied.append(m.number)
+        return applied
+
+    # -- transactions -------------------------------------------------------------------------
+    def transaction(self, lock_key: str | None = None) -> AbstractAsyncContextManager[Tx]:
+        return self._transaction(lock_key)
+
+    @asynccontextmanager
+    async def _key_lock(self, key: str) -> AsyncIterator[None]:
+        entry = self._key_locks.get(key)
+        if entry is None:
+            entry = self._key_locks[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:  # nobody holds or waits: forget the key
+                del self._key_locks[key]
+
+    @asynccontextmanager
+    async def _transaction(self, lock_key: str | None) -> AsyncIterator[Tx]:
+        conn = self._connection()
+        with no_nesting():
+            async with self._key_lock(lock_key) if lock_key is not None else nullcontext():
+                async with self._write_lock:
+                    tx = SqliteTx(conn, self._crypto)
+                    await conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield tx
+                        await conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            await conn.execute("ROLLBACK")
+                        raise
+                    finally:
+                        tx.closed = True
+
+    @property
+    def key_locks_held(self) -> int:
+        """How many per-key lock entries exist (for tests: they are cleaned up)."""
+        return len(self._key_locks)

@@ -1,0 +1,843 @@
+"""The store contract: every backend keeps it (SQLite always, PostgreSQL when
+HAVEN_TEST_POSTGRES is set). Tests talk only to the Store/Tx interface, except where a test
+looks at the raw database to prove what is (not) stored there."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+
+from bot.crypto import Crypto
+from bot.settings import Settings
+from bot.store import (
+    Conflict,
+    Conversation,
+    Message,
+    NotFound,
+    Store,
+    Texter,
+    Tx,
+    open_store,
+)
+from bot.store.postgres import PgListener, PostgresStore
+from bot.store.sql import SqlTx
+from bot.store.sqlite import SqliteStore
+
+from .conftest import PG_URL, Backend
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+PHONE = "+15559876543"
+
+
+def at(minutes: float) -> datetime:
+    return NOW + timedelta(minutes=minutes)
+
+
+async def new_texter(tx: Tx, crypto: Crypto, phone: str = PHONE) -> Texter:
+    return await tx.create_texter(crypto.lookup_hash(phone), phone, "en", NOW)
+
+
+async def seed(store: Store, crypto: Crypto, phone: str = PHONE) -> tuple[Texter, Conversation]:
+    async with store.transaction() as tx:
+        texter = await new_texter(tx, crypto, phone)
+        conversation = await tx.create_conversation(texter.id, "en", NOW)
+    return texter, conversation
+
+
+async def queue(store: Store, conversation_id: int) -> None:
+    async with store.transaction() as tx:
+        c = await tx.get_conversation(conversation_id)
+        c.state, c.queued_at = "queued", NOW
+        await tx.save_conversation(c)
+
+
+async def outbound(tx: Tx, conversation_id: int, body: str = "hello") -> Message:
+    return await tx.add_message(
+        Message(conversation_id, "out", body, author="haven", status="queued", created_at=NOW)
+    )
+
+
+# -- set-up, migrations, restart ------------------------------------------------------------
+
+
+async def test_migrations_apply_once_and_are_idempotent(backend: Backend) -> None:
+    """A fresh database has every migration pending; migrate() applies them once, and a
+    second migrate() (also after a restart) applies nothing."""
+    store = backend.make()
+    await store.open()
+    try:
+        pending = await store.pending_migrations()
+        assert pending and pending == sorted(pending) and pending[0] == 1
+        assert await store.migrate() == pending
+        assert await store.pending_migrations() == []
+        assert await store.migrate() == []
+    finally:
+        await store.close()
+    again = backend.make()
+    await again.open()
+    try:
+        assert await again.pending_migrations() == []
+        assert await again.migrate() == []
+        await again.ping()
+    finally:
+        await again.close()
+
+
+async def test_conversation_survives_restart(backend: Backend, crypto: Crypto) -> None:
+    """What one process wrote, a new store on the same database reads back unchanged."""
+    first = backend.make()
+    await first.open()
+    await first.migrate()
+    texter, conversation = await seed(first, crypto)
+    conversation.state, conversation.location, conversation.answers = "queued", "60601", {"q": "y"}
+    async with first.transaction() as tx:
+        await tx.save_conversation(conversation)
+        await tx.add_message(Message(conversation.id, "in", "hi there", created_at=NOW))
+    await first.close()
+
+    second = backend.make()
+    await second.open()
+    try:
+        assert await second.pending_migrations() == []
+        async with second.transaction(lock_key=texter.phone_hash) as tx:
+            found = await tx.get_texter_by_hash(crypto.lookup_hash(PHONE))
+            assert found == texter
+            assert await tx.get_open_conversation(texter.id) == conversation
+            assert [m.body for m in await tx.list_messages(conversation.id)] == ["hi there"]
+    finally:
+        await second.close()
+
+
+async def test_open_store_picks_the_backend_from_the_url(crypto: Crypto) -> None:
+    """sqlite: URLs give SQLite (":memory:" works for tests), postgresql:// gives PostgreSQL,
+    and the store is returned unopened."""
+    memory = open_store(Settings(database_url="sqlite://"), crypto)
+    assert isinstance(memory, SqliteStore) and memory.path == ":memory:"
+    with pytest.raises(RuntimeError, match="not open"):
+        await memory.ping()
+    await memory.open()
+    try:
+        await memory.migrate()
+        texter, _ = await seed(memory, crypto)
+        async with memory.transaction() as tx:
+            assert (await tx.get_texter(texter.id)).phone == PHONE
+    finally:
+        await memory.close()
+    pg = open_store(Settings(database_url="postgresql://u@localhost/db"), crypto)
+    assert isinstance(pg, PostgresStore)
+    with pytest.raises(ValueError):
+        open_store(Settings(database_url="mysql://x"), crypto)
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+
+async def test_transaction_rolls_back_on_error(store: Store, crypto: Crypto) -> None:
+    """An exception inside a transaction leaves nothing behind."""
+    with pytest.raises(KeyError):
+        async with store.transaction() as tx:
+            await new_texter(tx, crypto)
+            raise KeyError("boom")
+    async with store.transaction() as tx:
+        assert await tx.get_texter_by_hash(crypto.lookup_hash(PHONE)) is None
+        assert (await tx.stats())["texters"] == 0
+
+
+async def test_transactions_do_not_nest_and_end_with_their_block(store: Store) -> None:
+    """Opening a transaction inside another in the same task is refused (on SQLite it would
+    deadlock), and a Tx cannot be used after its block ends."""
+    async with store.transaction() as tx:
+        with pytest.raises(RuntimeError, match="nest"):
+            async with store.transaction():
+                pass
+    with pytest.raises(RuntimeError, match="over"):
+        await tx.stats()
+
+
+async def test_per_key_lock_prevents_lost_updates(store: Store, crypto: Crypto) -> None:
+    """Concurrent read-modify-write transactions on one lock key run one at a time: ten
+    increments of a counter in the flow scratch give ten."""
+    texter, conversation = await seed(store, crypto)
+
+    async def bump() -> None:
+        async with store.transaction(lock_key=texter.phone_hash) as tx:
+            c = await tx.get_conversation(conversation.id)
+            await asyncio.sleep(0)  # let the other tasks run between load and save
+            c.flow["n"] = c.flow.get("n", 0) + 1
+            await tx.save_conversation(c)
+
+    await asyncio.gather(*(bump() for _ in range(10)))
+    async with store.transaction() as tx:
+        assert (await tx.get_conversation(conversation.id)).flow["n"] == 10
+    if isinstance(store, SqliteStore):
+        assert store.key_locks_held == 0  # per-key lock entries are cleaned up
+
+
+async def test_per_key_lock_makes_first_contact_create_one_texter(
+    store: Store, crypto: Crypto
+) -> None:
+    """Eight first messages from one new number at once, each doing the engine's
+    load-or-create under the texter's lock, make one texter and one conversation and no
+    errors. No row exists yet to lock, so only the key lock taken before loading helps."""
+    phone_hash = crypto.lookup_hash(PHONE)
+
+    async def first_message() -> int:
+        async with store.transaction(lock_key=phone_hash) as tx:
+            texter = await tx.get_texter_by_hash(phone_hash)
+            await asyncio.sleep(0)
+            if texter is None:
+                texter = await tx.create_texter(phone_hash, PHONE, "en", NOW)
+            conversation = await tx.get_open_conversation(texter.id)
+            if conversation is None:
+                conversation = await tx.create_conversation(texter.id, "en", NOW)
+            return conversation.id
+
+    ids = await asyncio.gather(*(first_message() for _ in range(8)))
+    assert len(set(ids)) == 1
+    async with store.transaction() as tx:
+        stats = await tx.stats()
+    assert (stats["texters"], stats["conversations"]) == (1, 1)
+
+
+# -- texters --------------------------------------------------------------------------------
+
+
+async def test_texter_round_trip_and_alias(store: Store, crypto: Crypto) -> None:
+    """A texter is found by id and by phone hash with the number decrypted; its fields
+    save; the alias is stable, human-friendly and holds no digit of the number."""
+    async with store.transaction() as tx:
+        created = await new_texter(tx, crypto)
+    assert created.phone == PHONE and created.created_at == NOW
+    assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+ \d+", created.alias)
+    assert PHONE[-2:] not in created.alias and PHONE[-4:] not in created.alias
+    created.language, created.safe_to_text = "es", True
+    created.unsafe_hours, created.opted_out = "18:00-08:00", True
+    async with store.transaction() as tx:
+        await tx.save_texter(created)
+    async with store.transaction() as tx:
+        by_id = await tx.get_texter(created.id)
+        by_hash = await tx.get_texter_by_hash(created.phone_hash)
+        assert await tx.get_texter_by_hash(crypto.lookup_hash("+15550000000")) is None
+    assert by_id == by_hash == created
+    other_aliases = set()
+    async with store.transaction() as tx:
+        for n in range(5):
+            other_aliases.add((await new_texter(tx, crypto, f"+1555000000{n}")).alias)
+    assert len(other_aliases | {created.alias}) == 6
+
+
+async def test_texter_bad_input_is_refused_and_changes_nothing(
+    store: Store, crypto: Crypto
+) -> None:
+    """A duplicate phone hash is a Conflict; a malformed number, an unknown language or a
+    naive datetime is a ValueError; none of them stores anything."""
+    await seed(store, crypto)
+    naive = datetime(2025, 1, 1, 12, 0)
+    bad_calls = [
+        (Conflict, dict(phone_hash=crypto.lookup_hash(PHONE), phone=PHONE, language="en")),
+        (ValueError, dict(phone_hash="h1", phone="5551234", language="en")),
+        (ValueError, dict(phone_hash="h2", phone="+15551112222", language="fr")),
+    ]
+    for error, kwargs in bad_calls:
+        with pytest.raises(error):
+            async with store.transaction() as tx:
+                await tx.create_texter(now=NOW, **kwargs)
+    with pytest.raises(ValueError, match="timezone"):
+        async with store.transaction() as tx:
+            await tx.create_texter("h3", "+15551113333", "en", naive)
+    async with store.transaction() as tx:
+        assert (await tx.stats())["texters"] == 1
+
+
+async def test_missing_records_raise_not_found(store: Store, crypto: Crypto) -> None:
+    """Every by-id read or write of something that does not exist raises NotFound."""
+    texter, conversation = await seed(store, crypto)
+    ghost_texter = replace(texter, id=999)
+    ghost_conversation = replace(conversation, id=999)
+    calls = [
+        lambda tx: tx.get_texter(999),
+        lambda tx: tx.save_texter(ghost_texter),
+        lambda tx: tx.delete_texter(999),
+        lambda tx: tx.get_conversation(999),
+        lambda tx: tx.create_conversation(999, "en", NOW),
+        lambda tx: tx.save_conversation(ghost_conversation),
+        lambda tx: tx.purge_conversation(999),
+        lambda tx: tx.claim(999, 1, NOW),
+        lambda tx: tx.add_message(Message(999, "in", "x")),
+        lambda tx: tx.set_message_status(999, "sent"),
+        lambda tx: tx.enqueue_outbound(999, PHONE, NOW),
+        lambda tx: tx.finish_outbox(999, "sent", NOW),
+        lambda tx: tx.get_user(999),
+        lambda tx: tx.add_note(999, 1, "x", NOW),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound):
+            async with store.transaction() as tx:
+                await call(tx)
+
+
+# -- conversations --------------------------------------------------------------------------
+
+
+async def test_conversation_every_field_round_trips(store: Store, crypto: Crypto) -> None:
+    """save_conversation writes every field back and get_conversation returns them as
+    saved, with datetimes aware and in UTC (an aware non-UTC input is the same instant)."""
+    _, c = await seed(store, crypto)
+    assert c.state == "new" and c.priority == 4 and c.created_at == NOW
+    plus2 = timezone(timedelta(hours=2))
+    c.state, c.language, c.priority = "queued", "es", 2
+    c.labels, c.signals = ["trafficking", "abuse"], ["trafficking:papers"]
+    c.need, c.answers, c.location = "control", {"papers": "yes", "free": "skip"}, "Chicago"
+    c.flow = {"asked": 2, "nested": {"a": [1, 2]}}
+    c.team, c.advocate_id, c.transfer_to = "trafficking", None, 7
+    c.updated_at, c.last_inbound_at, c.queued_at = at(1), at(2), at(3).astimezone(plus2)
+    c.claimed_at, c.closed_at, c.disposition = at(4), at(5), "referred"
+    c.nudge_at, c.expire_at = at(10), at(60)
+    async with store.transaction() as tx:
+        await tx.save_conversation(c)
+    async with store.transaction() as tx:
+        loaded = await tx.get_conversation(c.id)
+    assert loaded == c
+    assert loaded.queued_at is not None and loaded.queued_at.tzinfo == UTC
+    c.priority = 9
+    with pytest.raises(ValueError):
+        async with store.transaction() as tx:
+            await tx.save_conversation(c)
+
+
+async def test_open_conversation_is_the_newest_not_ended(store: Store, crypto: Crypto) -> None:
+    """get_open_conversation ignores closed, expired and exited conversations."""
+    texter, first = await seed(store, crypto)
+    async with store.transaction() as tx:
+        assert await tx.get_open_conversation(texter.id) == first
+        first.state = "closed"
+        await tx.save_conversation(first)
+        assert await tx.get_open_conversation(texter.id) is None
+        second = await tx.create_conversation(texter.id, "es", at(1))
+        assert await tx.get_open_conversation(texter.id) == second
+        for state in ("expired", "exited"):
+            second.state = state
+            await tx.save_conversation(second)
+            assert await tx.get_open_conversation(texter.id) is None
+
+
+async def test_list_conversations_filters_and_orders(store: Store, crypto: Crypto) -> None:
+    """Filtering by states and by holder works; newest activity comes first; limit holds."""
+    ids = []
+    for n, state in enumerate(["queued", "with_advocate", "queued", "closed"]):
+        _, c = await seed(store, crypto, f"+1555111000{n}")
+        c.state, c.updated_at = state, at(n)
+        c.advocate_id = 5 if state == "with_advocate" else None
+        async with store.transaction() as tx:
+            await tx.save_conversation(c)
+        ids.append(c.id)
+    async with store.transaction() as tx:
+        assert [c.id for c in await tx.list_conversations()] == ids[::-1]
+        queued = await tx.list_conversations(states=["queued"])
+        assert [c.id for c in queued] == [ids[2], ids[0]]
+        both = await tx.list_conversations(states=["queued", "with_advocate"])
+        assert len(both) == 3
+        assert [c.id for c in await tx.list_conversations(advocate_id=5)] == [ids[1]]
+        assert await tx.list_conversations(states=[]) == []
+        assert len(await tx.list_conversations(limit=2)) == 2
+
+
+async def test_due_timers(store: Store, crypto: Crypto) -> None:
+    """due_timers returns conversations whose nudge or expiry time has come, and only
+    those."""
+    made = []
+    for n, (nudge, expire) in enumerate([(at(10), at(60)), (None, at(5)), (at(30), None)]):
+        _, c = await seed(store, crypto, f"+1555222000{n}")
+        c.nudge_at, c.expire_at = nudge, expire
+        async with store.transaction() as tx:
+            await tx.save_conversation(c)
+        made.append(c.id)
+    async with store.transaction() as tx:
+        assert await tx.due_timers(at(1)) == []
+        assert [c.id for c in await tx.due_timers(at(10))] == made[:2]
+        assert [c.id for c in await tx.due_timers(at(60))] == made
+        assert len(await tx.due_timers(at(60), limit=1)) == 1
+
+
+async def test_claim_gives_a_queued_conversation_to_one_advocate(
+    store: Store, crypto: Crypto
+) -> None:
+    """claim() moves a queued, unheld conversation to with_advocate; claiming it again, or
+    claiming one that is not queued, is a Conflict that changes nothing."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        with pytest.raises(Conflict):
+            await tx.claim(c.id, 1, NOW)  # still in intake
+    await queue(store, c.id)
+    async with store.transaction() as tx:
+        claimed = await tx.claim(c.id, 1, at(1))
+    assert (claimed.state, claimed.advocate_id, claimed.claimed_at) == ("with_advocate", 1, at(1))
+    with pytest.raises(Conflict):
+        async with store.transaction() as tx:
+            await tx.claim(c.id, 2, at(2))
+    async with store.transaction() as tx:
+        assert await tx.get_conversation(c.id) == claimed
+
+
+async def test_concurrent_claims_exactly_one_wins(store: Store, crypto: Crypto) -> None:
+    """Two advocates claiming the same conversation at once: one gets it, one Conflict."""
+    _, c = await seed(store, crypto)
+    await queue(store, c.id)
+
+    async def claim(advocate_id: int) -> Conversation | Conflict:
+        try:
+            async with store.transaction() as tx:
+                return await tx.claim(c.id, advocate_id, NOW)
+        except Conflict as exc:
+            return exc
+
+    for _ in range(3):  # a few rounds, releasing in between
+        results = await asyncio.gather(claim(1), claim(2))
+        winners = [r for r in results if isinstance(r, Conversation)]
+        assert len(winners) == 1 and sum(isinstance(r, Conflict) for r in results) == 1
+        async with store.transaction() as tx:
+            held = await tx.get_conversation(c.id)
+            assert held.advocate_id == winners[0].advocate_id
+            held.state, held.advocate_id = "queued", None
+            await tx.save_conversation(held)
+
+
+async def test_claim_is_not_lost_to_an_engine_save(
+    backend: Backend, store: Store, crypto: Crypto
+) -> None:
+    """While an engine transaction holds a loaded conversation, a claim waits for it and
+    then wins on the saved row, so the engine's save cannot wipe the claim out."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite runs one transaction at a time: nothing can interleave")
+    texter, c = await seed(store, crypto)
+    await queue(store, c.id)
+
+    async def claim() -> Conversation:
+        async with store.transaction() as tx:
+            return await tx.claim(c.id, 1, NOW)
+
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        async with store.transaction(lock_key=texter.phone_hash) as tx:
+            loaded = await tx.get_conversation(c.id)
+            task = asyncio.create_task(claim())
+            for _ in range(10_000):  # until the claim finished or waits on a row lock
+                waiting = await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'UPDATE conversations SET state = ''with_advocate''%'"
+                )
+                if task.done() or waiting:
+                    break
+            loaded.priority = 1  # the engine's change: a message raised the priority
+            await tx.save_conversation(loaded)
+        await task
+    finally:
+        await admin.close()
+    async with store.transaction() as tx:
+        final = await tx.get_conversation(c.id)
+    assert (final.state, final.advocate_id, final.priority) == ("with_advocate", 1, 1)
+
+
+# -- messages, status, outbox ---------------------------------------------------------------
+
+
+async def test_messages_round_trip_oldest_first(store: Store, crypto: Crypto) -> None:
+    """add_message sets id and created_at (now if not given) and list_messages returns
+    every field, oldest first."""
+    _, c = await seed(store, crypto)
+    inbound = Message(
+        c.id, "in", "is this safe?", provider_sid="SMin1", created_at=NOW,
+        media_types=["image/jpeg"], labels=["abuse"],
+    )  # fmt: skip
+    async with store.transaction() as tx:
+        saved = await tx.add_message(inbound)
+        assert saved.id is not None and saved.created_at == NOW
+        reply = await tx.add_message(Message(c.id, "out", "yes", author="advocate:3"))
+        assert reply.created_at is not None and reply.created_at.tzinfo == UTC
+        assert await tx.list_messages(c.id) == [saved, reply]
+        with pytest.raises(ValueError):
+            await tx.add_message(Message(c.id, "sideways", "x"))  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await tx.add_message(Message(c.id, "out", "x", status="lost"))
+
+
+async def test_set_message_status_sets_sid_and_error(store: Store, crypto: Crypto) -> None:
+    """The sender records the provider SID and errors; unknown statuses are refused."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        m = await outbound(tx, c.id)
+        assert m.id is not None
+        await tx.set_message_status(m.id, "sent", provider_sid="SMout1")
+        await tx.set_message_status(m.id, "sent", error_code="30001")
+        (loaded,) = await tx.list_messages(c.id)
+        assert (loaded.status, loaded.provider_sid, loaded.error_code) == (
+            "sent",
+            "SMout1",
+            "30001",
+        )
+        with pytest.raises(ValueError):
+            await tx.set_message_status(m.id, "bogus")
+
+
+async def test_record_status_never_moves_backwards(store: Store, crypto: Crypto) -> None:
+    """Delivery callbacks move a status forward only (queued < sending < sent < delivered);
+    delivered, failed and undelivered are final; repeats change nothing; an unknown SID
+    gives None."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        a, b = await outbound(tx, c.id), await outbound(tx, c.id)
+        assert a.id is not None and b.id is not None
+        await tx.set_message_status(a.id, "queued", provider_sid="SMa")
+        await tx.set_message_status(b.id, "queued", provider_sid="SMb")
+
+    async def callback(sid: str, status: str, code: str | None = None) -> str | None:
+        async with store.transaction() as tx:
+            m = await tx.record_status(sid, status, code, NOW)
+        return None if m is None else m.status
+
+    steps = [("sent", "sent"), ("sending", "sent"), ("sent", "sent"), ("delivered", "delivered")]
+    steps += [("sent", "delivered"), ("failed", "delivered"), ("delivered", "delivered")]
+    for status, expected in steps:
+        assert await callback("SMa", status) == expected
+    assert await callback("SMb", "undelivered", "30003") == "undelivered"
+    assert await callback("SMb", "delivered") == "undelivered"
+    assert await callback("SMunknown", "delivered") is None
+    with pytest.raises(ValueError):
+        await callback("SMa", "exploded")
+    async with store.transaction() as tx:
+        statuses = {m.provider_sid: (m.status, m.error_code) for m in await tx.list_messages(c.id)}
+    assert statuses == {"SMa": ("delivered", None), "SMb": ("undelivered", "30003")}
+
+
+async def test_concurrent_status_callbacks_end_at_the_furthest(
+    store: Store, crypto: Crypto
+) -> None:
+    """Callbacks arriving together in any order leave the furthest status."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        m = await outbound(tx, c.id)
+        assert m.id is not None
+        await tx.set_message_status(m.id, "sending", provider_sid="SMc")
+
+    async def callback(status: str) -> None:
+        async with store.transaction() as tx:
+            await tx.record_status("SMc", status, None, NOW)
+
+    await asyncio.gather(*(callback(s) for s in ["delivered", "sent", "queued", "sent"]))
+    async with store.transaction() as tx:
+        assert (await tx.list_messages(c.id))[0].status == "delivered"
+
+
+async def test_outbox_claim_retry_and_finish(store: Store, crypto: Crypto) -> None:
+    """An enqueued message comes out once with its recipient and body decrypted and the
+    attempt counted; back to pending it waits for its retry time; sent, it never comes back."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        m = await outbound(tx, c.id, "we are here")
+        assert m.id is not None
+        item_id = await tx.enqueue_outbound(m.id, PHONE, NOW)
+        with pytest.raises(ValueError):
+            await tx.enqueue_outbound(m.id, "not a number", NOW)
+    async with store.transaction() as tx:
+        assert await tx.claim_outbox(NOW - timedelta(seconds=1)) == []
+        (item,) = await tx.claim_outbox(NOW)
+        assert (item.id, item.message_id, item.conversation_id) == (item_id, m.id, c.id)
+        assert (item.to, item.body, item.attempts, item.status) == (
+            PHONE,
+            "we are here",
+            1,
+            "sending",
+        )
+        assert await tx.claim_outbox(at(100)) == []  # in flight: not handed out again
+        await tx.finish_outbox(item_id, "pending", NOW, retry_at=at(5))
+    async with store.transaction() as tx:
+        assert await tx.claim_outbox(at(4)) == []
+        (again,) = await tx.claim_outbox(at(5))
+        assert again.attempts == 2 and again.next_attempt_at == at(5)
+        await tx.finish_outbox(item_id, "sent", at(5))
+        assert await tx.claim_outbox(at(500)) == []
+        with pytest.raises(ValueError):
+            await tx.finish_outbox(item_id, "done", NOW)  # type: ignore[arg-type]
+
+
+async def test_fail_stale_outbox_fails_abandoned_sends_once(store: Store, crypto: Crypto) -> None:
+    """An item left 'sending' since before the cut-off (its worker died) is marked failed
+    and returned once; a recent one and a pending one are left alone; neither is resent."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        ids = []
+        for n in range(3):
+            m = await outbound(tx, c.id, f"text {n}")
+            assert m.id is not None
+            ids.append(await tx.enqueue_outbound(m.id, PHONE, NOW))
+    async with store.transaction() as tx:
+        assert len(await tx.claim_outbox(NOW, limit=1)) == 1  # claimed at NOW, then "dies"
+        assert len(await tx.claim_outbox(at(10), limit=1)) == 1  # claimed recently
+    async with store.transaction() as tx:
+        assert isinstance(tx, SqlTx)
+        stale = await tx.fail_stale_outbox(at(5), at(11))
+        assert [(i.id, i.status, i.body, i.to) for i in stale] == [
+            (ids[0], "failed", "text 0", PHONE)
+        ]
+        assert await tx.fail_stale_outbox(at(5), at(12)) == []
+        assert [i.id for i in await tx.claim_outbox(at(20))] == [ids[2]]
+
+
+async def test_concurrent_outbox_claimers_never_share_an_item(store: Store, crypto: Crypto) -> None:
+    """Six workers claiming at once from thirty due items: every item is handed out exactly
+    once."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        for n in range(30):
+            m = await outbound(tx, c.id, f"msg {n}")
+            assert m.id is not None
+            await tx.enqueue_outbound(m.id, PHONE, NOW)
+
+    async def worker() -> list[int]:
+        async with store.transaction() as tx:
+            return [i.id for i in await tx.claim_outbox(NOW, limit=7)]
+
+    batches = await asyncio.gather(*(worker() for _ in range(6)))
+    claimed = [i for batch in batches for i in batch]
+    assert len(claimed) == len(set(claimed)) == 30
+
+
+# -- replies, users, notes, audit -----------------------------------------------------------
+
+
+async def test_saved_replies_are_idempotent(store: Store) -> None:
+    """A reply is remembered per MessageSid and the first one stands."""
+    async with store.transaction() as tx:
+        assert await tx.get_reply("SM1") is None
+        await tx.save_reply("SM1", "<Response>first</Response>", NOW)
+        await tx.save_reply("SM1", "<Response>second</Response>", NOW)
+        assert await tx.get_reply("SM1") == "<Response>first</Response>"
+        assert await tx.get_reply("SM2") is None
+
+
+async def test_users(store: Store) -> None:
+    """Users are added, found by id and name, listed, saved; a taken name is a Conflict
+    (on add and on rename) and a bad role or presence a ValueError."""
+    async with store.transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "hash-a", ["dv", "es"], NOW)
+        sam = await tx.add_user("sam", "supervisor", "hash-s", [], NOW)
+        assert (ana.presence, ana.capacity, ana.active, ana.created_at) == ("offline", 3, True, NOW)
+        with pytest.raises(ValueError):
+            await tx.add_user("eve", "root", "h", [], NOW)
+    with pytest.raises(Conflict):
+        async with store.transaction() as tx:
+            await tx.add_user("ana", "admin", "h", [], NOW)
+    async with store.transaction() as tx:
+        assert await tx.get_user(ana.id) == ana
+        assert await tx.get_user_by_name("sam") == sam
+        assert await tx.get_user_by_name("nobody") is None
+        ana.presence, ana.capacity, ana.teams, ana.active = "available", 4, ["trafficking"], False
+        await tx.save_user(ana)
+        assert await tx.list_users() == [ana, sam]
+        with pytest.raises(Conflict):
+            await tx.save_user(replace(ana, name="sam"))
+        with pytest.raises(ValueError):
+            await tx.save_user(replace(ana, presence="asleep"))
+        assert await tx.get_user(ana.id) == ana
+
+
+async def test_notes_and_audit(store: Store, crypto: Crypto) -> None:
+    """Notes list oldest first per conversation; audit entries list newest first, filtered
+    by conversation and limited."""
+    _, c = await seed(store, crypto)
+    _, other = await seed(store, crypto, "+15553334444")
+    async with store.transaction() as tx:
+        n1 = await tx.add_note(c.id, 1, "called shelter", NOW)
+        n2 = await tx.add_note(c.id, 2, "follow up", at(1))
+        await tx.add_note(other.id, 1, "elsewhere", NOW)
+        assert await tx.list_notes(c.id) == [n1, n2]
+        assert n1.body == "called shelter" and n1.created_at == NOW
+        await tx.audit(1, "view", c.id, "", NOW)
+        await tx.audit(1, "claim", c.id, "from queue", at(1))
+        await tx.audit(None, "login", None, "", at(2))
+        everything = await tx.list_audit()
+        assert [e.action for e in everything] == ["login", "claim", "view"]
+        assert [e.action for e in await tx.list_audit(conversation_id=c.id)] == ["claim", "view"]
+        assert everything[1].detail == "from queue" and everything[1].created_at == at(1)
+        assert len(await tx.list_audit(limit=1)) == 1
+
+
+# -- erasure, retention, stats --------------------------------------------------------------
+
+
+async def fill(store: Store, crypto: Crypto, phone: str = PHONE) -> tuple[Texter, Conversation]:
+    """A conversation with content everywhere: answers, messages, a reply, a note, outbox."""
+    texter, c = await seed(store, crypto, phone)
+    c.state, c.need, c.answers = "with_advocate", "hurt", {"weapon": "yes"}
+    c.signals, c.location, c.flow = ["emergency:weapon"], "Springfield 62704", {"k": 1}
+    async with store.transaction() as tx:
+        await tx.save_conversation(c)
+        await tx.add_message(Message(c.id, "in", "he has a knife", provider_sid=f"SM{c.id}"))
+        await tx.save_reply(f"SM{c.id}", "<Response>call 911</Response>", NOW)
+        m = await outbound(tx, c.id, "are you safe now?")
+        assert m.id is not None
+        await tx.enqueue_outbound(m.id, texter.phone, NOW)
+        await tx.add_note(c.id, 1, "knife mentioned", NOW)
+        await tx.audit(1, "view", c.id, "", NOW)
+    return texter, c
+
+
+async def test_purge_conversation_erases_content_but_keeps_the_row(
+    store: Store, crypto: Crypto
+) -> None:
+    """Quick exit: messages, pending outbox items, notes, saved replies and the texter's
+    answers, signals, need, location are gone; the row keeps its state; saving the
+    conversation afterwards does not write the content back; others are untouched."""
+    _, c = await fill(store, crypto)
+    _, other = await fill(store, crypto, "+15557778888")
+    async with store.transaction() as tx:
+        c.state = "exited"
+        await tx.save_conversation(c)
+        await tx.purge_conversation(c.id)
+        await tx.save_conversation(c)  # a stale copy, as an engine might still hold
+    async with store.transaction() as tx:
+        kept = await tx.get_conversation(c.id)
+        assert kept.state == "exited" and kept.labels == c.labels
+        assert (kept.need, kept.answers, kept.signals, kept.location, kept.flow) == (
+            None,
+            {},
+            [],
+            None,
+            {},
+        )
+        assert await tx.list_messages(c.id) == []
+        assert await tx.list_notes(c.id) == []
+        assert await tx.get_reply(f"SM{c.id}") is None
+        assert [i.conversation_id for i in await tx.claim_outbox(NOW)] == [other.id]
+        assert len(await tx.list_messages(other.id)) == 2
+        assert await tx.get_reply(f"SM{other.id}") is not None
+        assert (await tx.get_conversation(other.id)).location == "Springfield 62704"
+        assert len(await tx.list_audit(conversation_id=c.id)) == 1
+
+
+async def test_delete_texter_removes_everything_but_audit(store: Store, crypto: Crypto) -> None:
+    """DELETE: the texter, their conversations, messages, notes, outbox and replies go;
+    the audit trail (which holds no content) stays; other texters are untouched."""
+    texter, c = await fill(store, crypto)
+    other, oc = await fill(store, crypto, "+15557778888")
+    async with store.transaction() as tx:
+        await tx.delete_texter(texter.id)
+    async with store.transaction() as tx:
+        assert await tx.get_texter_by_hash(texter.phone_hash) is None
+        with pytest.raises(NotFound):
+            await tx.get_conversation(c.id)
+        assert await tx.list_messages(c.id) == []
+        assert await tx.list_notes(c.id) == []
+        assert await tx.get_reply(f"SM{c.id}") is None
+        assert [i.conversation_id for i in await tx.claim_outbox(NOW)] == [oc.id]
+        assert len(await tx.list_audit(conversation_id=c.id)) == 1
+        assert (await tx.get_texter(other.id)).phone == "+15557778888"
+        stats = await tx.stats()
+    assert (stats["texters"], stats["conversations"], stats["messages_in"]) == (1, 1, 1)
+
+
+async def test_purge_before_applies_retention(store: Store, crypto: Crypto) -> None:
+    """Retention removes ended conversations whose last activity is before the cutoff,
+    with their messages and replies, and texters left with nothing; open or recent
+    conversations and their texters stay."""
+    old_texter, old = await fill(store, crypto, "+15550000001")
+    kept_texter, recent = await fill(store, crypto, "+15550000002")
+    _, still_open = await fill(store, crypto, "+15550000003")
+    async with store.transaction() as tx:
+        old.state, old.closed_at, old.updated_at = "closed", at(1), at(1)
+        await tx.save_conversation(old)
+        recent.state, recent.closed_at, recent.updated_at = "expired", at(1), at(100)
+        await tx.save_conversation(recent)
+    async with store.transaction() as tx:
+        assert await tx.purge_before(at(50)) == 1
+    async with store.transaction() as tx:
+        with pytest.raises(NotFound):
+            await tx.get_conversation(old.id)
+        assert await tx.get_texter_by_hash(old_texter.phone_hash) is None
+        assert await tx.get_reply(f"SM{old.id}") is None
+        assert (await tx.get_conversation(recent.id)).state == "expired"
+        assert (await tx.get_texter(kept_texter.id)).id == kept_texter.id
+        assert (await tx.get_conversation(still_open.id)).state == "with_advocate"
+        assert await tx.purge_before(at(50)) == 0
+
+
+async def test_stats_counts(store: Store, crypto: Crypto) -> None:
+    """stats() counts messages each way, texters, conversations, queued, held and users."""
+    await fill(store, crypto)
+    _, queued = await seed(store, crypto, "+15552223333")
+    await queue(store, queued.id)
+    async with store.transaction() as tx:
+        await tx.add_user("ana", "advocate", "h", [], NOW)
+        assert await tx.stats() == {
+            "messages_in": 1,
+            "messages_out": 1,
+            "texters": 2,
+            "conversations": 2,
+            "queued": 1,
+            "with_advocate": 1,
+            "users": 1,
+        }
+
+
+async def test_nothing_a_texter_said_is_stored_in_plaintext(
+    backend: Backend, store: Store, crypto: Crypto
+) -> None:
+    """After writes, the raw database (SQLite file and WAL, or every PostgreSQL row) holds
+    neither the phone number nor anything the texter said, nor notes or replies."""
+    texter, _ = await fill(store, crypto)
+    async with store.transaction() as tx:
+        texter.unsafe_hours = "17:45-07:15"
+        await tx.save_texter(texter)
+    secrets = [
+        PHONE,
+        PHONE[2:],
+        "he has a knife",
+        "are you safe now?",
+        "knife mentioned",
+        "call 911",
+        "Springfield",
+        "62704",
+        "emergency:weapon",
+        "weapon",
+        "17:45",
+    ]
+    raw = await backend.raw_dump()
+    assert b"knife" not in raw and len(raw) > 1000
+    for secret in secrets:
+        assert secret.encode() not in raw, secret
+    await store.close()  # a checkpoint moves the WAL into the main file: check again
+    raw = await backend.raw_dump()
+    for secret in secrets:
+        assert secret.encode() not in raw, secret
+
+
+# -- events across processes ----------------------------------------------------------------
+
+
+async def test_notify_reaches_listeners(backend: Backend, store: Store) -> None:
+    """On PostgreSQL a NOTIFY from one store reaches a listener on another (another
+    process); SQLite has no cross-process events and says so with None."""
+    if backend.name == "sqlite":
+        assert store.listen("haven_events") is None
+        await store.notify("haven_events", "{}")  # a harmless no-op
+        return
+    other = backend.make()
+    await other.open()
+    try:
+        listener = other.listen("haven_events")
+        assert isinstance(listener, PgListener)
+        await listener.start()
+        await store.notify("haven_events", '{"kind":"queue"}')
+        await store.notify("haven_events", '{"kind":"alarm"}')
+        got = [await asyncio.wait_for(anext(listener), 10) for _ in range(2)]
+        assert got == ['{"kind":"queue"}', '{"kind":"alarm"}']
+        await listener.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await anext(listener)
+    finally:
+        await other.close()
