@@ -197,13 +197,8 @@ class OutboxWorker:
 
     async def _fail_interrupted(self, tx: Tx, now: datetime) -> list[OutboxItem]:
         """Items a dead worker left 'sending' become visibly failed, never resent."""
-        # An optional store capability for now (requested for bot.store.base.Tx): without it
-        # such items stay 'sending', which the dashboard also shows as not delivered.
-        fail_stale = getattr(tx, "fail_stale_outbox", None)
-        if fail_stale is None:
-            return []
         before = now - timedelta(seconds=self.sending_timeout)
-        stale: list[OutboxItem] = await fail_stale(before, now)
+        stale = await tx.fail_stale_outbox(before, now)
         for item in stale:
             await self._set_status(tx, item, "failed", error_code="interrupted")
             log.warning("outbox_interrupted", message_id=item.message_id)

@@ -18,11 +18,9 @@ from bot.sms.outbox import OutboxWorker, backoff_delay
 from bot.sms.sender import ConsoleSender, TwilioSender
 from bot.store import open_store
 from bot.store.base import Message, Store
-from bot.store.sql import SqlTx
 from tests.sms.fake_twilio import FakeTwilio
 
 # The twilio SDK still calls aiohttp APIs deprecated for aiohttp 4 (BasicAuth, auth=).
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:twilio.*")
 
 SECRET = "outbox-test-secret-key-0123456789abcdef"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -336,11 +334,6 @@ async def test_item_left_sending_by_a_dead_worker_is_never_resent(
     assert (await message(store, conv, mid)).status in ("sending", "failed")
 
 
-@pytest.mark.xfail(
-    not hasattr(SqlTx, "fail_stale_outbox"),
-    reason="needs Tx.fail_stale_outbox(before, now) in the store",
-    strict=True,
-)
 async def test_interrupted_send_is_shown_failed_after_the_timeout(
     store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:

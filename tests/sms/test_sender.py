@@ -17,7 +17,6 @@ from bot.sms.sender import (
 from tests.sms.fake_twilio import FakeTwilio
 
 # The twilio SDK still calls aiohttp APIs deprecated for aiohttp 4 (BasicAuth, auth=).
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:twilio.*")
 
 TO = "+15551234542"
 CALLBACK = "https://haven.example.org/twilio/status"
