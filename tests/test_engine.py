@@ -64,7 +64,7 @@ async def intake(text: Text, number: str = NUMBER) -> list[list[str]]:
     for _ in range(6):  # screening and location: skip until queued
         conv_reply = await text("skip", number)
         replies.append(conv_reply)
-        if re.search(r"\b\d+\b.*minute", joined(conv_reply), re.I):
+        if "911" in joined(conv_reply):  # the queued message repeats the emergency number
             break
     return replies
 
@@ -295,7 +295,9 @@ async def test_logs_hold_no_number_and_no_text(client: TestClient, text: Text) -
 
 
 @pytest.mark.parametrize("word", ["AGENT", "persona"])
-async def test_asking_for_a_person_skips_the_intake(client: TestClient, text: Text, word: str) -> None:
+async def test_asking_for_a_person_skips_the_intake(
+    client: TestClient, text: Text, word: str
+) -> None:
     """Rule 6: a texter can ask for a person at any time and skip the rest."""
     await text("hi")
     await text("yes")
