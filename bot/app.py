@@ -15,7 +15,7 @@ from aiohttp import web
 from bot import probes
 from bot.crypto import Crypto
 from bot.engine import Engine, utcnow
-from bot.events import Events
+from bot.events import CHANNEL, Events
 from bot.keys import CRYPTO, ENGINE, EVENTS, SENDER, SETTINGS, STORE
 from bot.logs import get_logger
 from bot.settings import Settings
@@ -111,12 +111,29 @@ async def background(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.tick_seconds)
 
+    async def bridge_events() -> None:
+        """Dashboard events from other processes (PostgreSQL LISTEN); reconnect if lost."""
+        events = app[EVENTS]
+        while not stop.is_set():
+            listener = store.listen(CHANNEL)
+            if listener is None:
+                return  # SQLite: one process, nothing to bridge
+            events.bridge(lambda payload: store.notify(CHANNEL, payload))
+            try:
+                async for payload in listener:
+                    events.receive_remote(payload)
+            except ConnectionError:
+                log.warning("event_bridge_reconnecting")
+                await asyncio.sleep(1)
+
     tasks = [
         asyncio.create_task(app[WORKER].run_forever(stop)),
         asyncio.create_task(ticker()),
+        asyncio.create_task(bridge_events()),
     ]
     yield
     stop.set()
+    tasks[-1].cancel()  # the event bridge waits on its connection, not on `stop`
     await asyncio.gather(*tasks, return_exceptions=True)
 
 

@@ -111,7 +111,7 @@ class Engine:
             outcome = await self._handle(tx, sms, phone_hash, now, events)
             await tx.save_reply(sms.message_sid, json.dumps(outcome.texts), now)
         for event in events:
-            self.events.publish_local(event)
+            self.events.publish(event)
         metrics.MESSAGES_IN.inc()
         metrics.MESSAGES_OUT.labels("reply").inc(len(outcome.texts))
         metrics.INBOUND_SECONDS.observe(time.perf_counter() - started)
@@ -165,14 +165,20 @@ class Engine:
         self._apply_model(conv, texter, model, now, restart_timers=True)
         metrics.count_labels(result.labels)
         events.append(
-            Event("message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"})
+            Event(
+                "message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"}
+            )
         )
         if result.danger and held:
             # Rule 1 while an advocate holds it: Haven stays quiet; people are alerted.
             events.append(
                 Event(
                     "alarm",
-                    {"conversation_id": conv.id, "reason": "danger_held", "advocate_id": conv.advocate_id},
+                    {
+                        "conversation_id": conv.id,
+                        "reason": "danger_held",
+                        "advocate_id": conv.advocate_id,
+                    },
                 )
             )
         texts = await self._finish(tx, conv, texter, model, replies, now, events)
@@ -297,7 +303,9 @@ class Engine:
             "wait": 1,
         }
         if conv.queued_at is not None:
-            params["position"], params["wait"] = await position_and_wait(tx, conv, now, self.settings)
+            params["position"], params["wait"] = await position_and_wait(
+                tx, conv, now, self.settings
+            )
         params.update(say.params)
         return copy.render(say.id, conv.language, params)
 
@@ -310,7 +318,9 @@ class Engine:
     async def _queue_text(
         self, tx: Tx, conv: Conversation, texter: Texter, body: str, author: str, now: datetime
     ) -> Message:
-        message = await tx.add_message(Message(conv.id, "out", body, author=author, status="queued"))
+        message = await tx.add_message(
+            Message(conv.id, "out", body, author=author, status="queued")
+        )
         assert message.id is not None
         await tx.enqueue_outbound(message.id, texter.phone, now)
         return message
@@ -340,8 +350,11 @@ class Engine:
             message = await self._queue_text(tx, conv, texter, body, f"advocate:{user.id}", now)
             await tx.audit(user.id, "reply", conv.id, f"message {message.id}", now)
         metrics.MESSAGES_OUT.labels("advocate").inc()
-        self.events.publish_local(
-            Event("message", {"conversation_id": conv.id, "message_id": message.id, "direction": "out"})
+        self.events.publish(
+            Event(
+                "message",
+                {"conversation_id": conv.id, "message_id": message.id, "direction": "out"},
+            )
         )
         self.wake_outbox()
         return message
@@ -353,7 +366,9 @@ class Engine:
         if not replies or not may_text_first(texter, now, self.hours):
             return 0
         for say in replies:
-            await self._queue_text(tx, conv, texter, await self._render(tx, conv, say, now), "haven", now)
+            await self._queue_text(
+                tx, conv, texter, await self._render(tx, conv, say, now), "haven", now
+            )
         metrics.MESSAGES_OUT.labels("unprompted").inc(len(replies))
         self.wake_outbox()
         return len(replies)
@@ -364,7 +379,10 @@ class Engine:
         timer fires once even when several processes see it due."""
         now = now or utcnow()
         async with self.store.transaction() as tx:
-            due = [(c.id, (await tx.get_texter(c.texter_id)).phone_hash) for c in await tx.due_timers(now)]
+            due = [
+                (c.id, (await tx.get_texter(c.texter_id)).phone_hash)
+                for c in await tx.due_timers(now)
+            ]
         fired = 0
         for conversation_id, phone_hash in due:
             async with self.store.transaction(lock_key=phone_hash) as tx:
@@ -386,7 +404,7 @@ class Engine:
                     continue
                 await tx.save_conversation(conv)
                 fired += 1
-            self.events.publish_local(
+            self.events.publish(
                 Event("conversation", {"conversation_id": conversation_id, "state": conv.state})
             )
         return fired
@@ -407,8 +425,11 @@ class Engine:
             ):
                 self._alarmed.add(conv.id)
                 raised.append(conv.id)
-                self.events.publish_local(
-                    Event("alarm", {"conversation_id": conv.id, "reason": "p1_unclaimed", "advocate_id": None})
+                self.events.publish(
+                    Event(
+                        "alarm",
+                        {"conversation_id": conv.id, "reason": "p1_unclaimed", "advocate_id": None},
+                    )
                 )
         live = {c.id for c in waiting}
         self._alarmed &= live  # forget conversations that were claimed or closed

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,28 @@ class Events:
     def __init__(self, maxsize: int = 1000) -> None:
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._maxsize = maxsize
+        self.origin = uuid.uuid4().hex[:12]  # this process, so it can skip its own echoes
+        self._remote: Callable[[str], Awaitable[None]] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def bridge(self, send: Callable[[str], Awaitable[None]]) -> None:
+        """Also send every published event to other processes (PostgreSQL NOTIFY)."""
+        self._remote = send
+
+    def publish(self, event: Event) -> None:
+        """Deliver here at once and, when bridged, to every other process."""
+        self.publish_local(event)
+        if self._remote is not None:
+            payload = json.dumps({"origin": self.origin, "event": event.to_json()})
+            task = asyncio.get_running_loop().create_task(self._remote(payload))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    def receive_remote(self, payload: str) -> None:
+        """An event from another process (skipping our own echo)."""
+        data = json.loads(payload)
+        if data.get("origin") != self.origin:
+            self.publish_local(Event.from_json(data["event"]))
 
     def publish_local(self, event: Event) -> None:
         for queue in self._subscribers:

@@ -111,8 +111,10 @@ async def locked(store: Store, conversation_id: int) -> AsyncIterator[tuple[Tx, 
 
 def _publish(events: Events | None, conv: Conversation) -> None:
     if events is not None:
-        events.publish_local(Event("conversation", {"conversation_id": conv.id, "state": conv.state}))
-        events.publish_local(Event("queue", {}))
+        events.publish(
+            Event("conversation", {"conversation_id": conv.id, "state": conv.state})
+        )
+        events.publish(Event("queue", {}))
 
 
 async def _load(tx: Tx, user_id: int) -> tuple[User, int]:
@@ -173,7 +175,7 @@ async def offer_transfer(
         await tx.save_conversation(conv)
         await tx.audit(from_user.id, "transfer_offer", conv.id, f"to user {target.id}", now)
     if events is not None:
-        events.publish_local(
+        events.publish(
             Event("transfer", {"conversation_id": conv.id, "advocate_id": target.id})
         )
     _publish(events, conv)
@@ -187,7 +189,12 @@ async def accept_transfer(
         if conv.transfer_to != user.id or conv.state != HELD:
             raise Conflict("there is no transfer waiting for you")
         previous = conv.advocate_id
-        conv.advocate_id, conv.transfer_to, conv.claimed_at, conv.updated_at = user.id, None, now, now
+        conv.advocate_id, conv.transfer_to, conv.claimed_at, conv.updated_at = (
+            user.id,
+            None,
+            now,
+            now,
+        )
         await tx.save_conversation(conv)
         await tx.audit(user.id, "transfer_accept", conv.id, f"from user {previous}", now)
     _publish(events, conv)
@@ -256,7 +263,12 @@ async def close(
     async with locked(store, conversation_id) as (tx, conv):
         if conv.state != HELD or (conv.advocate_id != user.id and user.role == "advocate"):
             raise Conflict("you do not hold that conversation")
-        conv.state, conv.disposition, conv.closed_at, conv.updated_at = "closed", disposition, now, now
+        conv.state, conv.disposition, conv.closed_at, conv.updated_at = (
+            "closed",
+            disposition,
+            now,
+            now,
+        )
         conv.transfer_to = None
         conv.nudge_at = conv.expire_at = None
         await tx.save_conversation(conv)

@@ -86,7 +86,7 @@ async def delivery_status(request: web.Request, params: Mapping[str, str]) -> we
     async with request.app[STORE].transaction() as tx:
         message = await tx.record_status(sid, status, error_code, utcnow())
     if message is not None:
-        request.app[EVENTS].publish_local(
+        request.app[EVENTS].publish(
             Event(
                 "status",
                 {

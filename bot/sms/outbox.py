@@ -218,7 +218,7 @@ class OutboxWorker:
 
     def _publish(self, item: OutboxItem, status: str) -> None:
         if self.events is not None:
-            self.events.publish_local(
+            self.events.publish(
                 Event(
                     "status",
                     {
