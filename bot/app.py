@@ -98,6 +98,7 @@ async def background(app: web.Application) -> AsyncIterator[None]:
             try:
                 now = utcnow()
                 await engine.run_timers(now)
+                await engine.open_shift(now)
                 await engine.check_alarms(now)
                 if now - last_retention >= RETENTION_EVERY:
                     async with store.transaction() as tx:

@@ -39,10 +39,9 @@ from flows.model import FlowConversation, Say, Turn
 
 log = get_logger("haven.engine")
 
-# States from which danger sends a texter straight to the front of the queue.
-ESCALATE_FROM = INTAKE_STATES | {"after_hours", "opted_out", "confirm_delete"}
-# Timers run only while the texter is still answering Haven's questions.
-TIMED_STATES = INTAKE_STATES - {"paused"}
+# Timers run only while the texter is still in Haven's intake (the flow decides what each
+# timer does in each state: paused is never nudged, for one).
+TIMED_STATES = INTAKE_STATES
 TEAM_BY_LABEL = (("trafficking", "trafficking"), ("abuse", "partner_violence"))
 
 
@@ -154,7 +153,7 @@ class Engine:
             is_open=self.hours.is_open(now),
         )
         held = conv.advocate_id is not None
-        if result.danger and not held and model.state in ESCALATE_FROM:
+        if result.danger and not held and model.state in INTAKE.escalate_states:
             await INTAKE.escalate(model, turn)
         else:
             await INTAKE.handle(model, turn)
@@ -311,7 +310,8 @@ class Engine:
 
     def _lines(self, language: str) -> str:
         return " ".join(
-            copy.render(f"line_{name}", language, {}) for name in self.settings.national_lines
+            copy.render(f"line_{name}", language, {"named": self.settings.name_services})
+            for name in self.settings.national_lines
         )
 
     # -- outbound -----------------------------------------------------------------------
@@ -408,6 +408,32 @@ class Engine:
                 Event("conversation", {"conversation_id": conversation_id, "state": conv.state})
             )
         return fired
+
+    async def open_shift(self, now: datetime | None = None) -> int:
+        """When the helpline opens, texters who wrote after hours join the queue in the order
+        they wrote, and those who said it is safe are told (rule 2 decides)."""
+        now = now or utcnow()
+        if not self.hours.is_open(now):
+            return 0
+        async with self.store.transaction() as tx:
+            waiting = [
+                (c.id, (await tx.get_texter(c.texter_id)).phone_hash)
+                for c in await tx.list_conversations(states=["after_hours"])
+            ]
+        for conversation_id, phone_hash in waiting:
+            async with self.store.transaction(lock_key=phone_hash) as tx:
+                conv = await tx.get_conversation(conversation_id)
+                if conv.state != "after_hours":
+                    continue  # the texter moved on meanwhile
+                texter = await tx.get_texter(conv.texter_id)
+                conv.state, conv.updated_at = "queued", now
+                conv.queued_at = conv.created_at or now
+                conv.team = route_team(conv)
+                await tx.save_conversation(conv)
+                await self._send_unprompted(tx, conv, texter, [Say("opened")], now)
+        if waiting:
+            self.events.publish(Event("queue", {}))
+        return len(waiting)
 
     async def check_alarms(self, now: datetime | None = None) -> list[int]:
         """Priority-1 texters waiting unclaimed longer than alarm_after: alarm once each."""

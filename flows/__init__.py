@@ -1,0 +1,2 @@
+"""The conversation itself, as data plus small callbacks: intake (the flow), keywords,
+copy (every texter-facing sentence) and model (the contract with the engine)."""

@@ -305,3 +305,34 @@ async def test_asking_for_a_person_skips_the_intake(
     assert "911" in reply or re.search(r"\b1\b", reply)
     conv = await conversation(client.app)
     assert conv is not None and conv.state == "queued"
+
+
+async def test_after_hours_gives_lines_then_queues_at_opening(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """Closed: the texter gets hours, 911 and the national lines; their message is kept;
+    when the helpline opens they join the queue, and nothing is texted to an unconfirmed
+    phone (rule 2)."""
+    from bot.hours import DAYS
+    from tests.conftest import sign
+
+    now = utcnow()
+    other_day = DAYS[(now.weekday() + 3) % 7]
+    client = await aiohttp_client(create_app(settings.with_(hours=f"{other_day} 09:00-17:00 UTC")))
+    params = {"MessageSid": "SMafter1", "From": NUMBER, "To": "+15559990000", "Body": "hello"}
+    response = await client.post(
+        "/twilio/sms", data=params, headers={"X-Twilio-Signature": sign("/twilio/sms", params)}
+    )
+    reply = await response.text()
+    assert "911" in reply and "1-800-799-7233" in reply and "988" in reply
+    conv = await conversation(client.app)
+    assert conv is not None and conv.state == "after_hours"
+    engine = client.app[ENGINE]
+    assert await engine.open_shift(now) == 0  # still closed
+    days_ahead = 3
+    opening = (now + timedelta(days=days_ahead)).replace(hour=9, minute=30)
+    assert await engine.open_shift(opening) == 1
+    async with client.app[STORE].transaction() as tx:
+        reopened = await tx.get_conversation(conv.id)
+    assert reopened.state == "queued" and reopened.queued_at is not None
+    assert await outbox_bodies(client.app) == []

@@ -1,0 +1,174 @@
+"""Global keywords and short answers (flows/keywords.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows import keywords
+
+FAMILIES = {
+    "stop": [
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "REVOKE",
+        "OPTOUT",
+        "PARAR",
+    ],
+    "start": ["START", "UNSTOP"],
+    "help": ["HELP", "INFO", "AYUDA"],
+    "spanish": ["ESPAÑOL", "ESPANOL", "SPANISH"],
+    "english": ["ENGLISH", "INGLES", "INGLÉS"],
+    "agent": ["AGENT", "PERSON", "ADVOCATE", "PERSONA"],
+    "exit": ["EXIT", "SALIR"],
+    "delete": ["DELETE", "BORRAR"],
+}
+
+
+@pytest.mark.parametrize(
+    ("expected", "word"), [(name, word) for name, words in FAMILIES.items() for word in words]
+)
+def test_every_keyword_matches_in_any_case_with_punctuation(expected: str, word: str) -> None:
+    """Each listed word is its keyword in upper, lower and title case, with surrounding
+    spaces and punctuation, and with or without accents."""
+    for text in (
+        word,
+        word.lower(),
+        word.title(),
+        f"  {word.lower()}!! ",
+        f"¡{word}?",
+        f'"{word}."',
+    ):
+        assert keywords.keyword(text) == expected, text
+
+
+def test_accents_are_optional_both_ways() -> None:
+    """ESPAÑOL and español, INGLÉS and ingles: accents never matter."""
+    assert keywords.keyword("español") == "spanish"
+    assert keywords.keyword("Espanol") == "spanish"
+    assert keywords.keyword("inglés") == "english"
+    assert keywords.keyword("SALÍR") == "exit"
+
+
+def test_spaced_or_hyphenated_opt_out_counts_as_stop() -> None:
+    """Carriers treat "opt out" / "opt-out" / "stop all" like the one word."""
+    for text in ("opt out", "Opt-Out", "stop all"):
+        assert keywords.keyword(text) == "stop", text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "please don't stop",
+        "stop it",
+        "I need help",
+        "help me please",
+        "can I talk to a person",
+        "the end",
+        "how do I delete this",
+        "",
+        "   ",
+        "?!",
+    ],
+)
+def test_keywords_inside_longer_messages_are_not_keywords(text: str) -> None:
+    """Only the whole message is a keyword; words in a sentence are just a message."""
+    assert keywords.keyword(text) is None
+
+
+def test_keyword_families_do_not_overlap() -> None:
+    """No word belongs to two families, so the order of checks never decides meaning."""
+    families = [
+        keywords.STOP_WORDS,
+        keywords.START_WORDS,
+        keywords.HELP_WORDS,
+        keywords.SPANISH_WORDS,
+        keywords.ENGLISH_WORDS,
+        keywords.AGENT_WORDS,
+        keywords.DELETE_WORDS,
+        frozenset(w.lower() for w in keywords.DEFAULT_EXIT_WORDS),
+    ]
+    for i, a in enumerate(families):
+        for b in families[i + 1 :]:
+            assert not a & b
+
+
+def test_exit_words_are_configurable() -> None:
+    """A configured exit list replaces EXIT/SALIR; STOP still wins over a clash."""
+    assert keywords.keyword("bye", exit_words=("BYE",)) == "exit"
+    assert keywords.keyword("exit", exit_words=("BYE",)) is None
+    assert keywords.keyword("stop", exit_words=("STOP",)) == "stop"
+
+
+def test_exit_words_must_be_a_list_of_words() -> None:
+    """A bare string (which would split into letters) or an empty word is refused."""
+    with pytest.raises(TypeError):
+        keywords.keyword("x", exit_words="EXIT")
+    with pytest.raises(TypeError):
+        keywords.keyword("x", exit_words=("",))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("yes", "yes"),
+        ("Y", "yes"),
+        ("yeah", "yes"),
+        ("ok", "yes"),
+        ("sí", "yes"),
+        ("Si!", "yes"),
+        ("yes it's safe", "yes"),
+        ("es seguro", "yes"),
+        ("no", "no"),
+        ("NO.", "no"),
+        ("nope", "no"),
+        ("nah", "no"),
+        ("not safe", "no"),
+        ("no es seguro", "no"),
+        ("not now", "no"),
+        ("skip", "skip"),
+        ("SALTAR", "skip"),
+        ("pass", "skip"),
+        ("no sé", "unsure"),
+        ("not sure", "unsure"),
+        ("idk", "unsure"),
+        ("yes but not really", None),
+        ("what is this", None),
+        ("", None),
+    ],
+)
+def test_answers(text: str, expected: str | None) -> None:
+    """Short answers in English and Spanish are read as yes / no / skip / unsure."""
+    assert keywords.answer(text) == expected
+
+
+def test_confirm_delete_words() -> None:
+    """DELETE/BORRAR/YES/SI confirm a deletion; anything else does not."""
+    for text in ("DELETE", "borrar", "yes", "Sí"):
+        assert keywords.confirms_delete(text)
+    for text in ("no", "wait", "delete it all", ""):
+        assert not keywords.confirms_delete(text)
+
+
+def test_menu_choice_and_age() -> None:
+    """Menu numbers as digits or words; an age when exactly one number is given."""
+    assert keywords.choice("2") == 2
+    assert keywords.choice("#3.") == 3
+    assert keywords.choice("dos") == 2
+    assert keywords.choice("five") is None
+    assert keywords.choice("2 kids") is None
+    assert keywords.age("I'm 16") == 16
+    assert keywords.age("tengo 15 años") == 15
+    assert keywords.age("16 or 17") is None
+    assert keywords.age("no") is None
+
+
+def test_wait_questions() -> None:
+    """Questions about the wait are recognised in both languages; other texts are not."""
+    for text in ("how long?", "How much longer do I wait", "¿Cuánto falta?", "cuando me contestan"):
+        assert keywords.asks_about_wait(text), text
+    for text in ("thanks", "he is back", "ok"):
+        assert not keywords.asks_about_wait(text), text
