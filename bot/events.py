@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +36,10 @@ class Events:
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._maxsize = maxsize
         self.origin = uuid.uuid4().hex[:12]  # this process, so it can skip its own echoes
-        self._remote: Callable[[str], Awaitable[None]] | None = None
+        self._remote: Callable[[str], Coroutine[Any, Any, None]] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
-    def bridge(self, send: Callable[[str], Awaitable[None]]) -> None:
+    def bridge(self, send: Callable[[str], Coroutine[Any, Any, None]]) -> None:
         """Also send every published event to other processes (PostgreSQL NOTIFY)."""
         self._remote = send
 
