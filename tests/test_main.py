@@ -51,8 +51,8 @@ def test_chat_runs_a_spanish_intake_to_the_queue(tmp_path: Path) -> None:
     script = "hola, necesito ayuda\nsi\n1\nsaltar\nno\nsaltar\nsaltar\nsaltar\nsaltar\nskip\n"
     result = run(["chat", "--from", "+15555550999"], tmp_path, stdin=script)
     assert result.returncode == 0, result.stderr
-    assert "ESPAÑOL" not in result.stdout.split("\n")[0] or "ENGLISH" in result.stdout
-    assert "911" in result.stdout
+    assert "¿Es seguro para ti escribir ahora?" in result.stdout
+    assert "Eres el número 1" in result.stdout and "911" in result.stdout
     counts = json.loads(run(["stats"], tmp_path).stdout)
     assert counts["queued"] == 1
 

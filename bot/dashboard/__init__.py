@@ -1,0 +1,34 @@
+"""The advocates' and supervisors' web side: sign-in, queue, conversations, supervisor view,
+flow diagram, training mode and live updates over a WebSocket (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot.dashboard import accounts, security, views, ws
+
+STATIC = Path(__file__).parent / "static"
+
+
+def setup_dashboard(app: web.Application) -> None:
+    """Add the dashboard to an app that already holds SETTINGS, CRYPTO, STORE, EVENTS and
+    ENGINE. Installs the session and CSRF middlewares, so call it before the app starts."""
+    security.setup_security(app)
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("bot.dashboard", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    )
+    env.globals["wait_text"] = views.wait_text
+    env.globals["epoch"] = views.epoch
+    app[views.THROTTLE] = accounts.LoginThrottle()
+    app.router.add_routes(views.routes)
+    app.router.add_get("/ws", ws.websocket, name="ws")
+    app.router.add_static("/static/", STATIC, name="static", append_version=True)
+
+
+__all__ = ["setup_dashboard"]

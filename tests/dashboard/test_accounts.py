@@ -1,0 +1,100 @@
+"""Accounts: argon2 hashes, the `users add` code path, and login throttling."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.dashboard.accounts import (
+    AccountError,
+    LoginThrottle,
+    add_user_cli,
+    authenticate,
+    verify_password,
+)
+from bot.keys import STORE
+
+from .conftest import PASSWORD
+
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+
+
+async def test_add_user_stores_an_argon2_hash_that_verifies(client: TestClient) -> None:
+    """`users add` stores an argon2id hash, never the password, and sign-in checks it."""
+    store = client.server.app[STORE]
+    user = await add_user_cli(store, "maria", "advocate", PASSWORD, ["spanish"])
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    assert verify_password(user.password_hash, PASSWORD)
+    assert (await authenticate(store, "maria", PASSWORD)) is not None
+    assert (await authenticate(store, "maria", PASSWORD + "x")) is None
+    assert (await authenticate(store, "nobody", PASSWORD)) is None
+    async with store.transaction() as tx:
+        stored = await tx.get_user_by_name("maria")
+    assert stored is not None and stored.role == "advocate" and stored.teams == ["spanish"]
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "password", "why"),
+    [
+        ("ok", "boss", PASSWORD, "role"),
+        ("ok", "advocate", "short", "password"),
+        ("bad name!", "advocate", PASSWORD, "name"),
+        ("", "advocate", PASSWORD, "name"),
+    ],
+)
+async def test_add_user_rejects_bad_input_and_stores_nothing(
+    client: TestClient, name: str, role: str, password: str, why: str
+) -> None:
+    """A bad role, short password or bad name is refused with a message naming it."""
+    store = client.server.app[STORE]
+    with pytest.raises(AccountError, match=why):
+        await add_user_cli(store, name, role, password)
+    async with store.transaction() as tx:
+        assert await tx.list_users() == []
+
+
+async def test_add_user_refuses_a_taken_name(client: TestClient) -> None:
+    """A second account with the same name is refused; the first keeps its role."""
+    store = client.server.app[STORE]
+    await add_user_cli(store, "sam", "advocate", PASSWORD)
+    with pytest.raises(AccountError, match="already exists"):
+        await add_user_cli(store, "sam", "admin", PASSWORD)
+    async with store.transaction() as tx:
+        users = await tx.list_users()
+    assert [(u.name, u.role) for u in users] == [("sam", "advocate")]
+
+
+def test_throttle_locks_a_name_after_five_failures_and_unlocks_later() -> None:
+    """Five wrong passwords for one name lock it; the lock runs out; success clears."""
+    throttle = LoginThrottle(limit=5, lock=timedelta(minutes=1))
+    for i in range(4):
+        throttle.failed("ana", "10.0.0.1", T0 + timedelta(seconds=i))
+        assert throttle.retry_after("ana", "10.0.0.1", T0 + timedelta(seconds=i)) == 0
+    throttle.failed("ana", "10.0.0.2", T0 + timedelta(seconds=5))
+    assert throttle.retry_after("ana", "10.0.0.9", T0 + timedelta(seconds=6)) > 0
+    assert throttle.retry_after("bob", "10.0.0.9", T0 + timedelta(seconds=6)) == 0
+    assert throttle.retry_after("ana", "10.0.0.9", T0 + timedelta(minutes=2)) == 0
+
+
+def test_throttle_lock_doubles_on_repeat_lockouts() -> None:
+    """A second lock-out of the same name lasts twice as long as the first."""
+    throttle = LoginThrottle(limit=2, lock=timedelta(minutes=1))
+    for _ in range(2):
+        throttle.failed("ana", "a", T0)
+    first = throttle.retry_after("ana", "a", T0)
+    later = T0 + timedelta(minutes=5)
+    for _ in range(2):
+        throttle.failed("ana", "a", later)
+    assert throttle.retry_after("ana", "a", later) == pytest.approx(first * 2)
+
+
+def test_throttle_limits_one_address_spraying_many_names() -> None:
+    """One client trying many names is locked after four times the per-name limit."""
+    throttle = LoginThrottle(limit=2)
+    for i in range(8):
+        throttle.failed(f"user{i}", "10.9.9.9", T0)
+    assert throttle.retry_after("someone-new", "10.9.9.9", T0) > 0
+    assert throttle.retry_after("someone-new", "10.1.1.1", T0) == 0

@@ -1,0 +1,288 @@
+"""The advocates' side through real HTTP: queue, claim, reply, notes, transfer, close,
+supervisor, audit, masking and escaping, and what the WebSocket forwards to whom."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.dashboard import diagram
+from bot.dashboard.views import canned, shift_series
+from bot.keys import STORE
+from bot.store.base import Conversation
+
+from .conftest import MakeUser, sign_in
+
+Text = Callable[..., Awaitable[list[str]]]
+NUMBER = "+15551230042"
+JSON = {"Accept": "application/json"}
+
+
+async def queued(client: TestClient, text: Text, number: str = NUMBER, first: str = "hi") -> int:
+    """A texter texts in through the signed webhook and asks for a person; returns the
+    conversation id now waiting in the queue."""
+    await text(first, number=number)
+    await text("AGENT", number=number)
+    async with client.server.app[STORE].transaction() as tx:
+        waiting = await tx.list_conversations(states=["queued"])
+    assert waiting, "the texter did not reach the queue"
+    return max(c.id for c in waiting)
+
+
+async def conversation(client: TestClient, cid: int) -> Conversation:
+    async with client.server.app[STORE].transaction() as tx:
+        return await tx.get_conversation(cid)
+
+
+def post(client: TestClient, path: str, token: str, **data: str) -> Awaitable[object]:
+    return client.post(path, data=data, headers={**JSON, "X-CSRF-Token": token})
+
+
+async def test_queue_shows_the_texter_masked_with_escaped_words(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """The queue lists a waiting texter by alias and the last two digits only, and their
+    words are escaped (a <script> in a text is shown, never run)."""
+    cid = await queued(client, text, first="<script>alert(1)</script> help")
+    await make_user("ana")
+    await sign_in(client, "ana")
+    html = await (await client.get("/dashboard/queue")).text()
+    assert f'data-cid="{cid}"' in html
+    assert "…42" in html and NUMBER not in html and "5551230042" not in html
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)" in html
+    rows = await (await client.get("/dashboard/queue.json")).json()
+    assert [r["conversation_id"] for r in rows] == [cid]
+    assert rows[0]["masked"] == "…42"
+
+
+async def test_claim_reply_note_transfer_accept_close_with_audit(
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """A whole hand-off over HTTP: take it, reply (queued for delivery), note, transfer to
+    a colleague who accepts, and close with a disposition; each step is audited."""
+    cid = await queued(client, text)
+    ana = await make_user("ana")
+    ben = await make_user("ben")
+    token = await sign_in(client, "ana")
+    other = await sign_in(second_client, "ben")
+
+    taken = await client.post("/dashboard/take-next", data={"_csrf": token}, allow_redirects=False)
+    assert taken.status == 303 and taken.headers["Location"] == f"/dashboard/conversations/{cid}"
+    assert (await conversation(client, cid)).advocate_id == ana.id
+    # Ben cannot read a conversation Ana holds.
+    assert (await second_client.get(f"/dashboard/conversations/{cid}")).status == 403
+
+    page = await client.get(f"/dashboard/conversations/{cid}")
+    assert page.status == 200
+    assert 'id="reply-form"' in await page.text()
+    sent = await post(client, f"/dashboard/conversations/{cid}/reply", token, body="Hi, I'm Ana.")
+    assert sent.status == 200 and (await sent.json())["ok"]
+    transcript = await (await client.get(f"/dashboard/conversations/{cid}/transcript")).text()
+    assert "Hi, I&#39;m Ana." in transcript or "Hi, I'm Ana." in transcript
+    assert 'class="status s-' in transcript
+
+    noted = await post(
+        client, f"/dashboard/conversations/{cid}/notes", token, body="asked for shelter"
+    )
+    assert noted.status == 200
+
+    offered = await post(client, f"/dashboard/conversations/{cid}/transfer", token, to=str(ben.id))
+    assert offered.status == 200
+    assert (await conversation(client, cid)).transfer_to == ben.id
+    accepted = await post(second_client, f"/dashboard/conversations/{cid}/accept", other)
+    assert accepted.status == 200
+    assert (await conversation(client, cid)).advocate_id == ben.id
+    # Ana no longer holds it: her reply is refused and nothing is stored.
+    late = await post(client, f"/dashboard/conversations/{cid}/reply", token, body="still here?")
+    assert late.status in (403, 409)
+
+    closed = await post(
+        second_client, f"/dashboard/conversations/{cid}/close", other, disposition="referred"
+    )
+    assert closed.status == 200
+    final = await conversation(client, cid)
+    assert (final.state, final.disposition) == ("closed", "referred")
+
+    async with client.server.app[STORE].transaction() as tx:
+        audit = await tx.list_audit(conversation_id=cid)
+        notes = await tx.list_notes(cid)
+    actions = {(a.user_id, a.action) for a in audit}
+    assert {(ana.id, "view"), (ana.id, "reply"), (ana.id, "note"), (ben.id, "close")} <= actions
+    assert any(a.action.startswith("transfer") for a in audit)
+    assert all("Ana" not in a.detail and "shelter" not in a.detail for a in audit)
+    assert [n.body for n in notes] == ["asked for shelter"]
+
+
+async def test_claim_is_atomic_between_two_advocates(
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """Two advocates press "take" on the same texter at once: exactly one gets it, the
+    other gets 409."""
+    cid = await queued(client, text)
+    await make_user("ana")
+    await make_user("ben")
+    a, b = await sign_in(client, "ana"), await sign_in(second_client, "ben")
+    path = f"/dashboard/conversations/{cid}/claim"
+    results = await asyncio.gather(post(client, path, a), post(second_client, path, b))
+    assert sorted(r.status for r in results) == [200, 409]  # type: ignore[attr-defined]
+
+
+async def test_bad_input_is_refused_and_changes_nothing(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """An unknown disposition, an empty reply or a bad presence is refused with a message."""
+    cid = await queued(client, text)
+    await make_user("ana")
+    token = await sign_in(client, "ana")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    bad = await post(client, f"/dashboard/conversations/{cid}/close", token, disposition="nah")
+    assert bad.status == 400 and "disposition" in (await bad.json())["error"]
+    assert (await conversation(client, cid)).state == "with_advocate"
+    empty = await post(client, f"/dashboard/conversations/{cid}/reply", token, body="  ")
+    assert empty.status == 400
+    presence = await post(client, "/dashboard/presence", token, presence="asleep", capacity="2")
+    assert presence.status == 400
+    assert (await client.get("/dashboard/conversations/99999")).status == 404
+
+
+async def test_supervisor_sees_every_conversation_loads_and_can_reassign(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """The supervisor view lists every open conversation and each advocate's load; a
+    reassign moves a queued texter to the chosen advocate; the chart data covers it."""
+    cid = await queued(client, text)
+    ana = await make_user("ana")
+    await make_user("sue", "supervisor")
+    token = await sign_in(client, "sue")
+    html = await (await client.get("/dashboard/supervisor")).text()
+    assert f'/dashboard/conversations/{cid}"' in html and "ana" in html and "0 / 3" in html
+    moved = await post(client, f"/dashboard/conversations/{cid}/reassign", token, to=str(ana.id))
+    assert moved.status == 200
+    assert (await conversation(client, cid)).advocate_id == ana.id
+    html = await (await client.get("/dashboard/fragments/supervisor")).text()
+    assert "1 / 3" in html
+    stats = await (await client.get("/dashboard/supervisor/stats.json")).json()
+    assert set(stats) == {"t", "queue", "wait_minutes"}
+    assert len(stats["t"]) == len(stats["queue"]["1"]) == len(stats["wait_minutes"]["4"])
+    # Read-along: the supervisor opens the held conversation without taking it.
+    page = await client.get(f"/dashboard/conversations/{cid}")
+    assert page.status == 200 and "Reading along" in await page.text()
+
+
+async def test_websocket_sends_an_inbound_message_to_its_holder_only(
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """When a held texter writes, the holding advocate's socket gets a "message" event with
+    ids only; another advocate's socket gets the queue but not that message."""
+    cid = await queued(client, text)
+    await make_user("ana")
+    await make_user("ben")
+    token = await sign_in(client, "ana")
+    await sign_in(second_client, "ben")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    ws_ana = await client.ws_connect("/ws")
+    ws_ben = await second_client.ws_connect("/ws")
+    await text("he took my phone charger", number=NUMBER)
+    await text("AGENT", number="+15551230077")  # someone else joins the queue
+
+    async def kinds(ws: object, want: str) -> list[dict[str, object]]:
+        seen: list[dict[str, object]] = []
+        while not any(e["kind"] == want for e in seen):
+            msg = await asyncio.wait_for(ws.receive(), 10)  # type: ignore[attr-defined]
+            seen.append(json.loads(msg.data))
+        return seen
+
+    ana_events = await kinds(ws_ana, "message")
+    message = next(e for e in ana_events if e["kind"] == "message")
+    assert message["conversation_id"] == cid and "body" not in message
+    ben_events = await kinds(ws_ben, "queue")
+    await asyncio.sleep(0)  # let anything else queued for Ben arrive before we look
+    assert not any(e.get("conversation_id") == cid and e["kind"] == "message" for e in ben_events)
+    await ws_ana.close()
+    await ws_ben.close()
+
+
+def test_shift_series_counts_waiting_and_mean_wait_by_priority() -> None:
+    """A P2 texter queued 40 minutes ago and claimed 20 minutes ago counts in the queue
+    between those times and adds a 20-minute wait; a P1 still waiting counts up to now."""
+    now = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+    claimed = Conversation(
+        id=1,
+        texter_id=1,
+        state="with_advocate",
+        priority=2,
+        queued_at=now - timedelta(minutes=40),
+        claimed_at=now - timedelta(minutes=20),
+    )
+    waiting = Conversation(
+        id=2, texter_id=2, state="queued", priority=1, queued_at=now - timedelta(minutes=7)
+    )
+    data = shift_series([claimed, waiting], now, hours=1, step_min=5)
+    t = data["t"]
+    at = {ts: i for i, ts in enumerate(t)}
+    mark = int((now - timedelta(minutes=30)).timestamp())
+    assert data["queue"]["2"][at[mark]] == 1
+    assert data["queue"]["2"][-1] == 0
+    assert data["queue"]["1"][-1] == 1
+    assert [w for w in data["wait_minutes"]["2"] if w is not None] == [20.0]
+    assert all(w is None for w in data["wait_minutes"]["1"])
+
+
+def test_flow_diagram_parses_transitions_mermaid_and_escapes_names() -> None:
+    """Mermaid text from `transitions` becomes an SVG with one box per state and one arrow
+    per transition; names are escaped."""
+    text = """---
+title: intake
+---
+stateDiagram-v2
+  direction LR
+  state "new" as new
+  state "safety_check" as safety_check
+  state "queued" as queued
+  [*] --> new
+  new --> safety_check: message
+  safety_check --> queued: yes | agent
+  queued --> queued: message
+"""
+    graph = diagram.parse_mermaid(text)
+    assert graph.initial == "new"
+    assert graph.states == ["new", "safety_check", "queued"]
+    assert graph.edges[("safety_check", "queued")] == ["yes", "agent"]
+    svg = str(diagram.render_svg(graph))
+    assert svg.count("<rect") == 3 and svg.count('class="edge"') == 2
+    evil = diagram.render_svg(diagram.parse_mermaid('state "<b>" as x\n[*] --> x'))
+    assert "<b>" not in str(evil)
+
+
+def test_canned_responses_match_across_languages_and_use_only_verified_numbers() -> None:
+    """English and Spanish offer the same responses, and every number in them is one of
+    the verified lines (911, 988, 1-800-799-7233, 88788, 1-888-373-7888, 233733)."""
+    import re
+
+    verified = {"911", "988", "1-800-799-7233", "88788", "1-888-373-7888", "233733"}
+    en, es = canned("en"), canned("es")
+    assert [c["id"] for c in en] == [c["id"] for c in es]
+    for item in en + es:
+        for number in re.findall(r"\d[\d-]+\d", item["text"]):
+            if len(number) < 3:  # "24/7", "24 horas"
+                continue
+            assert number in verified, (item["id"], number)
+    assert any("AYUDA" in c["text"] and "988" in c["text"] for c in es)
+    assert canned("fr") == en
+
+
+@pytest.mark.parametrize("path", ["/dashboard/flow"])
+async def test_flow_page_draws_the_real_intake_flow(
+    client: TestClient, make_user: MakeUser, path: str
+) -> None:
+    """The flow page shows the real intake machine's states as an SVG diagram."""
+    await make_user("ana")
+    await sign_in(client, "ana")
+    html = await (await client.get(path)).text()
+    assert "<svg" in html and ">safety_check</text>" in html and ">queued</text>" in html
