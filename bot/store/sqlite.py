@@ -65,6 +65,19 @@ class _KeyLock:
         self.users = 0
 
 
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """Roll back even when the task was cancelled mid-statement. aiosqlite runs statements
+    in order on its own thread, so a BEGIN or COMMIT still in flight runs before this
+    ROLLBACK; checking `in_transaction` first would race with it. Shielded, so a second
+    cancellation cannot leave the shared connection inside a transaction."""
+    try:
+        await asyncio.shield(conn.execute("ROLLBACK"))
+    except sqlite3.OperationalError:
+        pass  # no transaction was active: BEGIN never ran, or COMMIT already did
+    except asyncio.CancelledError:
+        pass  # the shielded ROLLBACK still runs; the caller is already unwinding
+
+
 class SqliteStore(Store):
     def __init__(self, path: str, crypto: Crypto) -> None:
         self.path = path
@@ -163,13 +176,12 @@ class SqliteStore(Store):
             async with self._key_lock(lock_key) if lock_key is not None else nullcontext():
                 async with self._write_lock:
                     tx = SqliteTx(conn, self._crypto)
-                    await conn.execute("BEGIN IMMEDIATE")
                     try:
+                        await conn.execute("BEGIN IMMEDIATE")
                         yield tx
                         await conn.execute("COMMIT")
                     except BaseException:
-                        if conn.in_transaction:
-                            await conn.execute("ROLLBACK")
+                        await _rollback(conn)
                         raise
                     finally:
                         tx.closed = True

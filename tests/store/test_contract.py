@@ -841,3 +841,36 @@ async def test_notify_reaches_listeners(backend: Backend, store: Store) -> None:
             await anext(listener)
     finally:
         await other.close()
+
+
+async def test_a_cancelled_transaction_leaves_the_store_usable(store: Store) -> None:
+    """A task cancelled inside a transaction (a closed WebSocket, a shutdown) rolls back:
+    its write is gone and the next transaction works."""
+    inside = asyncio.Event()
+
+    async def interrupted() -> None:
+        async with store.transaction(lock_key="k") as tx:
+            await tx.create_texter("h-cancel", "+15550001111", "en", NOW)
+            inside.set()
+            await asyncio.sleep(60)
+
+    for _ in range(3):  # cancelled while idle inside the block
+        task = asyncio.create_task(interrupted())
+        await inside.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        inside.clear()
+    for yields in range(12):  # cancelled while BEGIN or a statement is in flight
+        task = asyncio.create_task(interrupted())
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        inside.clear()
+    async with store.transaction(lock_key="k") as tx:
+        assert await tx.get_texter_by_hash("h-cancel") is None
+        await tx.create_texter("h-after", "+15550002222", "en", NOW)
+    async with store.transaction() as tx:
+        assert await tx.get_texter_by_hash("h-after") is not None
