@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from bot.sms.sender import Sender
     from bot.store.base import Store
 
-SETTINGS = web.AppKey["Settings"]("settings")
-CRYPTO = web.AppKey["Crypto"]("crypto")
-STORE = web.AppKey["Store"]("store")
-EVENTS = web.AppKey["Events"]("events")
-SENDER = web.AppKey["Sender"]("sender")
-ENGINE = web.AppKey["Engine"]("engine")
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+CRYPTO: web.AppKey[Crypto] = web.AppKey("crypto")
+STORE: web.AppKey[Store] = web.AppKey("store")
+EVENTS: web.AppKey[Events] = web.AppKey("events")
+SENDER: web.AppKey[Sender] = web.AppKey("sender")
+ENGINE: web.AppKey[Engine] = web.AppKey("engine")

@@ -113,9 +113,10 @@ class Settings:
         log_format = get("HAVEN_LOG_FORMAT", "auto").strip().lower() or "auto"
         if log_format not in ("console", "json", "auto"):
             raise SettingsError("HAVEN_LOG_FORMAT must be console or json")
-        lines = tuple(
-            x.strip() for x in get("HAVEN_NATIONAL_LINES", "").split(",") if x.strip()
-        ) or DEFAULT_NATIONAL_LINES
+        lines = (
+            tuple(x.strip() for x in get("HAVEN_NATIONAL_LINES", "").split(",") if x.strip())
+            or DEFAULT_NATIONAL_LINES
+        )
         exit_words = tuple(
             x.strip().upper() for x in get("HAVEN_EXIT_KEYWORDS", "").split(",") if x.strip()
         ) or ("EXIT", "SALIR")

@@ -72,8 +72,9 @@ def text(signed_post: SignedPost) -> Callable[..., Awaitable[list[str]]]:
     """Send one SMS from a texter through the signed webhook; return Haven's reply texts."""
     import xml.etree.ElementTree as ET
 
-    async def send(body: str, number: str = "+15551230001", sid: str | None = None,
-                   **extra: str) -> list[str]:
+    async def send(
+        body: str, number: str = "+15551230001", sid: str | None = None, **extra: str
+    ) -> list[str]:
         params = {
             "MessageSid": sid or new_sid(),
             "AccountSid": "AC" + "0" * 32,
