@@ -11,6 +11,7 @@ quote the number, so only the numeric code and HTTP status ever leave this modul
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import uuid
 from typing import Protocol, TextIO
@@ -174,8 +175,38 @@ class TwilioSender:
             self._client = None
 
 
+# NANPA reserves 555-0100..0199 for fiction: training mode's role-play texters use them.
+_FICTIONAL = re.compile(r"^\+1\d{3}55501\d{2}$")
+
+
+def is_fictional(number: str) -> bool:
+    return bool(_FICTIONAL.match(number))
+
+
+class FictionAwareSender:
+    """Role-play texters (fictional numbers) go to the console, never to a carrier, so
+    training mode is safe on a live deployment."""
+
+    def __init__(self, real: Sender, console: ConsoleSender) -> None:
+        self.real = real
+        self.console = console
+
+    @property
+    def sent(self) -> list[tuple[str, str]]:
+        return self.console.sent
+
+    async def send(self, to: str, body: str, status_callback: str | None) -> str:
+        target = self.console if is_fictional(to) else self.real
+        return await target.send(to, body, status_callback)
+
+    async def close(self) -> None:
+        await self.real.close()
+        await self.console.close()
+
+
 def make_sender(settings: Settings) -> Sender:
-    """Twilio when an account is configured, else the console sender."""
+    """Twilio when an account is configured (fictional numbers still to the console), else
+    the console sender."""
     if settings.twilio_enabled:
-        return TwilioSender(settings)
+        return FictionAwareSender(TwilioSender(settings), ConsoleSender())
     return ConsoleSender()

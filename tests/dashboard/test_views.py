@@ -286,3 +286,89 @@ async def test_flow_page_draws_the_real_intake_flow(
     await sign_in(client, "ana")
     html = await (await client.get(path)).text()
     assert "<svg" in html and ">safety_check</text>" in html and ">queued</text>" in html
+
+
+async def next_of_kind(ws: object, want: str) -> dict[str, object]:
+    """The next event of one kind on a dashboard socket (others are skipped)."""
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), 10)  # type: ignore[attr-defined]
+        event = json.loads(msg.data)
+        if event["kind"] == want:
+            return event  # type: ignore[no-any-return]
+
+
+async def test_unclaimed_priority_one_alarms_every_advocate_after_a_minute(
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """A texter in danger waits unclaimed: no alarm before 60 seconds, then one on every
+    advocate's screen (not only the one who might take it), once."""
+    from bot.engine import utcnow
+    from bot.keys import ENGINE
+
+    await make_user("ana")
+    await make_user("ben")
+    await sign_in(client, "ana")
+    await sign_in(second_client, "ben")
+    ws_ana = await client.ws_connect("/ws")
+    ws_ben = await second_client.ws_connect("/ws")
+    reply = await text("he has a gun and says he will shoot me", number=NUMBER)
+    assert "911" in reply[0]
+    engine = client.server.app[ENGINE]
+    now = utcnow()
+    assert await engine.check_alarms(now + timedelta(seconds=30)) == []
+    (cid,) = await engine.check_alarms(now + timedelta(seconds=61))
+    assert await engine.check_alarms(now + timedelta(seconds=90)) == []  # once
+    for ws in (ws_ana, ws_ben):
+        alarm = await next_of_kind(ws, "alarm")
+        assert alarm == {
+            "kind": "alarm",
+            "conversation_id": cid,
+            "reason": "p1_unclaimed",
+            "advocate_id": None,
+        }
+    await ws_ana.close()
+    await ws_ben.close()
+
+
+async def test_danger_from_a_held_texter_alarms_the_holder(
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """When a texter an advocate holds writes of danger, Haven texts nothing itself and
+    the holder's screen gets a danger alarm; another advocate's does not."""
+    cid = await queued(client, text)
+    ana = await make_user("ana")
+    await make_user("ben")
+    token = await sign_in(client, "ana")
+    await sign_in(second_client, "ben")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    ws_ana = await client.ws_connect("/ws")
+    ws_ben = await second_client.ws_connect("/ws")
+    assert await text("he's back and he has a knife", number=NUMBER) == []
+    alarm = await next_of_kind(ws_ana, "alarm")
+    assert alarm["reason"] == "danger_held" and alarm["conversation_id"] == cid
+    assert alarm["advocate_id"] == ana.id
+    await text("AGENT", number="+15551230077")  # a public event Ben does get
+    seen: list[dict[str, object]] = []
+    while not any(e["kind"] == "queue" for e in seen):
+        seen.append(json.loads((await asyncio.wait_for(ws_ben.receive(), 10)).data))
+    assert not any(e["kind"] == "alarm" for e in seen)
+    await ws_ana.close()
+    await ws_ben.close()
+
+
+async def test_training_role_play_talks_to_the_real_flow(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    """A supervisor's role-play texter gets the real opening, reaches the real queue under
+    a fictional number, and advocates' replies to it go to the console sender."""
+    await make_user("sue", role="supervisor")
+    token = await sign_in(client, "sue")
+    for body in ("hi", "yes", "AGENT"):
+        sent = await post(client, "/dashboard/training/send", token, body=body)
+        assert sent.status == 200
+    transcript = await (await client.get("/dashboard/training/transcript")).text()
+    assert "Is it safe for you to text right now?" in transcript
+    async with client.server.app[STORE].transaction() as tx:
+        (conv,) = await tx.list_conversations(states=["queued"])
+        texter = await tx.get_texter(conv.texter_id)
+    assert texter.phone.startswith("+1202555") and texter.phone[8:10] == "01"

@@ -9,14 +9,13 @@ import pytest
 from bot.settings import Settings
 from bot.sms.sender import (
     ConsoleSender,
+    FictionAwareSender,
     SendError,
     TwilioSender,
     make_sender,
     mask_number,
 )
 from tests.sms.fake_twilio import FakeTwilio
-
-# The twilio SDK still calls aiohttp APIs deprecated for aiohttp 4 (BasicAuth, auth=).
 
 TO = "+15551234542"
 CALLBACK = "https://haven.example.org/twilio/status"
@@ -168,9 +167,27 @@ async def test_console_sender_defaults_to_current_stdout(
 
 
 def test_make_sender_picks_by_account(twilio_settings: Settings) -> None:
-    """Twilio credentials give a TwilioSender; none give the console sender."""
-    assert isinstance(make_sender(twilio_settings), TwilioSender)
+    """Twilio credentials give Twilio (behind the training guard); none give the console."""
+    chosen = make_sender(twilio_settings)
+    assert isinstance(chosen, FictionAwareSender) and isinstance(chosen.real, TwilioSender)
     assert isinstance(make_sender(Settings()), ConsoleSender)
+
+
+async def test_role_play_numbers_never_reach_twilio(
+    fake_twilio: FakeTwilio, twilio_settings: Settings
+) -> None:
+    """Training mode's fictional 555-01xx texters get the console sender even on a live
+    deployment; real numbers still go through Twilio."""
+    sender = make_sender(twilio_settings)
+    assert isinstance(sender, FictionAwareSender)
+    try:
+        fake_sid = await sender.send("+12025550142", "practice reply", CALLBACK)
+        real_sid = await sender.send(TO, "real reply", CALLBACK)
+    finally:
+        await sender.close()
+    assert fake_sid.startswith("SMconsole")
+    assert [m.form["To"] for m in fake_twilio.messages] == [TO]
+    assert sender.sent == [("+12025550142", "practice reply")]
 
 
 def test_mask_number() -> None:
