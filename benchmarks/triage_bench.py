@@ -1,0 +1,108 @@
+"""Triage speed: bot.triage.triage(text) per message, beside splitting the same text.
+
+The triage issue asks for under 1 ms per message on average; the figure says PASS or FAIL.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from benchmarks.report import Check, Figure, summarise
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_MEAN_US = 1000.0
+
+
+def example_files(repo: Path = REPO) -> list[Path]:
+    """The labelled examples: shared/triage/examples.jsonl in the nearest folder above the
+    repository that has one, plus tests/triage_examples.jsonl when present."""
+    found: list[Path] = []
+    for parent in repo.parents:
+        shared = parent / "shared" / "triage" / "examples.jsonl"
+        if shared.is_file():
+            found.append(shared)
+            break
+    local = repo / "tests" / "triage_examples.jsonl"
+    if local.is_file():
+        found.append(local)
+    return found
+
+
+def load_texts(paths: Iterable[Path]) -> list[str]:
+    texts: list[str] = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                text = json.loads(line)["text"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path}:{number}: expected a JSON object with 'text'") from None
+            if not isinstance(text, str):
+                raise ValueError(f"{path}:{number}: 'text' must be a string")
+            texts.append(text)
+    return texts
+
+
+def load_triage(attempts: int = 5, wait_s: float = 2.0) -> Callable[[str], object]:
+    """bot.triage.triage, retrying a few times: the module may be mid-rewrite on disk."""
+    for attempt in range(attempts):
+        try:
+            module = importlib.import_module("bot.triage")
+            fn: Callable[[str], object] = module.triage
+            return fn
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
+
+
+def _time_each(fn: Callable[[str], object], texts: list[str], rounds: int) -> list[int]:
+    durations: list[int] = []
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for text in texts:
+            started = clock()
+            fn(text)
+            durations.append(clock() - started)
+    return durations
+
+
+def _split(text: str) -> object:
+    return text.lower().split()
+
+
+def run(rounds: int = 20) -> Figure:
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    files = example_files()
+    if not files:
+        raise FileNotFoundError("no labelled examples (shared/triage/examples.jsonl) found")
+    texts = load_texts(files)
+    if not texts:
+        raise ValueError("the example files hold no messages")
+    triage = load_triage()
+    # The first pass fills triage's typo-repair cache; report it apart from the steady state.
+    cold = summarise("first pass", _time_each(triage, texts, 1))
+    subject = summarise("triage(text)", _time_each(triage, texts, rounds))
+    baseline = summarise("text.lower().split()", _time_each(_split, texts, rounds))
+    return Figure(
+        name="triage",
+        backend="",
+        detail=f"{len(texts)} labelled messages x {rounds} rounds, one call at a time",
+        subject=subject,
+        baseline=baseline,
+        check=Check(
+            f"average under {TARGET_MEAN_US / 1000:g} ms", subject.mean_us < TARGET_MEAN_US
+        ),
+        notes={
+            "first_pass_mean_us": round(cold.mean_us, 1),
+            "first_pass_p99_us": round(cold.p99_us, 1),
+            "examples": [str(p) for p in files],
+        },
+    )
