@@ -22,6 +22,9 @@ from bot.store.base import Conflict, Conversation, NotFound, Store, Tx, User
 DEFAULT_HANDLE_MINUTES = 10
 QUEUED = "queued"
 HELD = "with_advocate"
+# Teams a conversation can be routed to (bot.engine.route_team) or transferred between:
+# partner programs sharing one Haven hand texters over with their context, no re-asking.
+TEAMS = ("general", "partner_violence", "trafficking", "spanish")
 
 
 @dataclass
@@ -111,9 +114,7 @@ async def locked(store: Store, conversation_id: int) -> AsyncIterator[tuple[Tx, 
 
 def _publish(events: Events | None, conv: Conversation) -> None:
     if events is not None:
-        events.publish(
-            Event("conversation", {"conversation_id": conv.id, "state": conv.state})
-        )
+        events.publish(Event("conversation", {"conversation_id": conv.id, "state": conv.state}))
         events.publish(Event("queue", {}))
 
 
@@ -175,9 +176,7 @@ async def offer_transfer(
         await tx.save_conversation(conv)
         await tx.audit(from_user.id, "transfer_offer", conv.id, f"to user {target.id}", now)
     if events is not None:
-        events.publish(
-            Event("transfer", {"conversation_id": conv.id, "advocate_id": target.id})
-        )
+        events.publish(Event("transfer", {"conversation_id": conv.id, "advocate_id": target.id}))
     _publish(events, conv)
     return conv
 
@@ -202,16 +201,25 @@ async def accept_transfer(
 
 
 async def release(
-    store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
+    store: Store,
+    conversation_id: int,
+    user: User,
+    now: datetime,
+    events: Events | None = None,
+    team: str | None = None,
 ) -> Conversation:
-    """Back to the queue, keeping its place (queued_at is unchanged) and its context."""
+    """Back to the queue, keeping its place (queued_at is unchanged) and its context; with
+    `team`, to that team's queue (a transfer between programs)."""
+    if team is not None and team not in TEAMS:
+        raise ValueError(f"team must be one of: {', '.join(TEAMS)}")
     async with locked(store, conversation_id) as (tx, conv):
         if conv.state != HELD or (conv.advocate_id != user.id and user.role == "advocate"):
             raise Conflict("you do not hold that conversation")
         conv.state, conv.advocate_id, conv.transfer_to, conv.updated_at = QUEUED, None, None, now
         conv.queued_at = conv.queued_at or now
+        conv.team = team or conv.team
         await tx.save_conversation(conv)
-        await tx.audit(user.id, "release", conv.id, "", now)
+        await tx.audit(user.id, "release", conv.id, f"team {team}" if team else "", now)
     _publish(events, conv)
     return conv
 

@@ -382,6 +382,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         safe_to_text=texter.safe_to_text,
         notes=notes,
         colleagues=colleagues,
+        teams=[t for t in queue.TEAMS if t != conv.team],
         holder=holder,
         canned=canned(conv.language),
         dispositions=queue.DISPOSITIONS,
@@ -461,16 +462,18 @@ async def transfer(request: web.Request) -> web.StreamResponse:
     """To another advocate (who must accept) or, with to=queue, back to the queue."""
     user = user_of(request)
     cid = conversation_id(request)
-    target = await form_field(request, "to", 12)
+    target = await form_field(request, "to", 40)
     back = f"/dashboard/conversations/{cid}"
     store, events = request.app[STORE], request.app[EVENTS]
     try:
         if target == "queue":
             await queue.release(store, cid, user, utcnow(), events)
+        elif target.startswith("team:") and target[5:] in queue.TEAMS:
+            await queue.release(store, cid, user, utcnow(), events, team=target[5:])
         elif target.isdigit():
             await queue.offer_transfer(store, cid, user, int(target), utcnow(), events)
         else:
-            raise web.HTTPBadRequest(text="to must be an advocate's id or 'queue'")
+            raise web.HTTPBadRequest(text="to must be an advocate's id, 'queue' or a team")
     except Conflict as exc:
         return await refuse(request, 409, str(exc), back)
     except NotFound:

@@ -372,3 +372,28 @@ async def test_training_role_play_talks_to_the_real_flow(
         (conv,) = await tx.list_conversations(states=["queued"])
         texter = await tx.get_texter(conv.texter_id)
     assert texter.phone.startswith("+1202555") and texter.phone[8:10] == "01"
+
+
+async def test_transfer_to_another_programs_team_keeps_the_context(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """A partner program's hand-off: back to the queue for the trafficking team, with the
+    labels, signals and answers already gathered, and no question asked again."""
+    cid = await queued(client, text, first="my boss keeps my passport and i owe him money")
+    before = await conversation(client, cid)
+    await make_user("ana")
+    token = await sign_in(client, "ana")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    moved = await post(
+        client, f"/dashboard/conversations/{cid}/transfer", token, to="team:trafficking"
+    )
+    assert moved.status == 200
+    after = await conversation(client, cid)
+    assert (after.state, after.team, after.advocate_id) == ("queued", "trafficking", None)
+    assert (after.labels, after.signals, after.answers) == (
+        before.labels,
+        before.signals,
+        before.answers,
+    )
+    bad = await post(client, f"/dashboard/conversations/{cid}/transfer", token, to="team:nope")
+    assert bad.status == 400
