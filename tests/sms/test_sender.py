@@ -185,7 +185,8 @@ async def test_role_play_numbers_never_reach_twilio(
         real_sid = await sender.send(TO, "real reply", CALLBACK)
     finally:
         await sender.close()
-    assert fake_sid.startswith("SMconsole")
+    assert fake_sid.startswith("SMconsole") and real_sid.startswith("SM")
+    assert not real_sid.startswith("SMconsole")
     assert [m.form["To"] for m in fake_twilio.messages] == [TO]
     assert sender.sent == [("+12025550142", "practice reply")]
 
