@@ -1,0 +1,74 @@
+"""The redaction step of bot/logs.py: content fields and phone-shaped strings never reach a
+log line, from our code or from libraries that log through the standard library."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from structlog.testing import LogCapture
+
+from bot import logs
+
+
+@pytest.fixture
+def capture() -> Iterator[LogCapture]:
+    """structlog's LogCapture placed after our redactors, as the renderer would be."""
+    cap = LogCapture()
+    structlog.configure(processors=[*logs.REDACTORS, cap])
+    try:
+        yield cap
+    finally:
+        structlog.reset_defaults()
+
+
+def test_content_fields_are_dropped(capture: LogCapture) -> None:
+    """Fields named for content (body, from, to, phone, text, location, note) are redacted
+    whatever they hold."""
+    structlog.get_logger().info(
+        "inbound", body="he hurt me", From="+15551230001", to="x", location="Elm St", note="n"
+    )
+    (entry,) = capture.entries
+    for key in ("body", "From", "to", "location", "note"):
+        assert entry[key] == "[redacted]"
+
+
+def test_phone_numbers_are_masked_in_any_string(capture: LogCapture) -> None:
+    """A number that slipped into the event or any other string is masked, in E.164 and in
+    national formats; short counts and ids survive."""
+    structlog.get_logger().warning(
+        "failed for +15551230001",
+        detail="call (555) 123-0001 now",
+        conversation_id=12,
+        code="21610",
+    )
+    (entry,) = capture.entries
+    assert "5551230001" not in entry["event"] and "[number]" in entry["event"]
+    assert "123-0001" not in entry["detail"]
+    assert entry["conversation_id"] == 12 and entry["code"] == "21610"
+
+
+def test_stdlib_loggers_are_redacted_and_twilio_is_quiet() -> None:
+    """Libraries logging through the standard library pass the same redactors; the twilio
+    SDK's request dumps (numbers and bodies at INFO) are silenced."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("twilio").level)
+    logs.configure("json", "info")
+    handler = root.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    try:
+        logging.getLogger("twilio.http_client").info("POST To=+15551230001 Body=help me")
+        logging.getLogger("aiohttp.server").error("peer +15551230001 reset")
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging.getLogger("twilio").setLevel(saved[2])
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 1
+    assert "5551230001" not in lines[0]["event"] and "[number]" in lines[0]["event"]
