@@ -318,6 +318,7 @@ def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:
         id=rid,
         label=label,
         patterns=tuple(compiler.pattern(p, where) for p in patterns),
+
         outcomes=outcomes,
         escalates=bool(raw.get("escalates", False)),
         cancels=frozenset(raw.get("cancels", [])),
@@ -508,6 +509,8 @@ def triage(text: str, language: str | None = None) -> Triage:
         # None: a match stands as written; else why every match was qualified.
         why: str | None = _UNMATCHED
         for pattern in rule.patterns:
+            if pattern.search(body.padded) is None:
+                continue  # most patterns miss; skip the span bookkeeping
             for first, last in body.spans(pattern):
                 why = _qualifier(body, lex, first, last, marks)
                 if why is None:
