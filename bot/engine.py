@@ -274,7 +274,16 @@ class Engine:
         texts = [await self._render(tx, conv, say, now) for say in replies]
         if "delete_all" in model.effects:
             await tx.delete_texter(texter.id)
-            events.append(Event("conversation", {"conversation_id": conv.id, "state": "deleted"}))
+            events.append(
+                Event(
+                    "conversation",
+                    {
+                        "conversation_id": conv.id,
+                        "state": "deleted",
+                        "advocate_id": conv.advocate_id,
+                    },
+                )
+            )
             events.append(Event("queue", {}))
             return texts
         await tx.save_texter(texter)
@@ -416,18 +425,21 @@ class Engine:
         if not self.hours.is_open(now):
             return 0
         async with self.store.transaction() as tx:
-            waiting = [
-                (c.id, (await tx.get_texter(c.texter_id)).phone_hash)
-                for c in await tx.list_conversations(states=["after_hours"])
-            ]
-        for conversation_id, phone_hash in waiting:
+            overnight = sorted(
+                await tx.list_conversations(states=["after_hours"]),
+                key=lambda c: (c.created_at or now, c.id),
+            )
+            waiting = [(c.id, (await tx.get_texter(c.texter_id)).phone_hash) for c in overnight]
+        for order, (conversation_id, phone_hash) in enumerate(waiting):
             async with self.store.transaction(lock_key=phone_hash) as tx:
                 conv = await tx.get_conversation(conversation_id)
                 if conv.state != "after_hours":
                     continue  # the texter moved on meanwhile
                 texter = await tx.get_texter(conv.texter_id)
                 conv.state, conv.updated_at = "queued", now
-                conv.queued_at = conv.created_at or now
+                # Aging counts from the opening (the night is nobody's wait); a microsecond
+                # apart keeps them in the order they wrote.
+                conv.queued_at = now + timedelta(microseconds=order)
                 conv.team = route_team(conv)
                 await tx.save_conversation(conv)
                 await self._send_unprompted(tx, conv, texter, [Say("opened")], now)

@@ -118,10 +118,20 @@ def _publish(events: Events | None, conv: Conversation) -> None:
         events.publish(Event("queue", {}))
 
 
-async def _load(tx: Tx, user_id: int) -> tuple[User, int]:
-    user = await tx.get_user(user_id)
+async def _ready_to_hold(tx: Tx, user_id: int, *, by_other: bool = False) -> User:
+    """The advocate who is to hold one more texter, locked for the rest of the transaction
+    so two takes by one advocate cannot both pass the capacity check. Conflict when they
+    cannot: inactive, an admin (who watches but does not text), at capacity, or - when
+    someone else hands the texter over - offline."""
+    user = await tx.lock_user(user_id)
+    if not user.active or user.role not in ("advocate", "supervisor"):
+        raise Conflict(f"{user.name} cannot hold conversations")
+    if by_other and user.presence == "offline":
+        raise Conflict(f"{user.name} is offline")
     held = len(await tx.list_conversations(states=[HELD], advocate_id=user.id))
-    return user, held
+    if held >= user.capacity:
+        raise Conflict(f"{user.name} is holding {held} of {user.capacity} conversations")
+    return user
 
 
 async def claim(
@@ -131,6 +141,7 @@ async def claim(
     async with locked(store, conversation_id) as (tx, conv):
         if conv.state != QUEUED or conv.advocate_id is not None:
             raise Conflict("that conversation is no longer waiting")
+        await _ready_to_hold(tx, user.id)
         conv = await tx.claim(conversation_id, user.id, now)
         await tx.audit(user.id, "claim", conv.id, "", now)
     _publish(events, conv)
@@ -143,17 +154,19 @@ async def take_next(
     """The top of the queue for this advocate, or None when nothing is waiting (or they are
     at capacity). Retries past conversations another advocate took a moment earlier."""
     async with store.transaction() as tx:
-        fresh, held = await _load(tx, user.id)
-        if held >= fresh.capacity:
-            raise Conflict(f"you are holding {held} of {fresh.capacity} conversations")
+        fresh = await _ready_to_hold(tx, user.id)  # a clear answer before trying any
         queue = ordered(await tx.list_conversations(states=[QUEUED]), now, settings)
     for conv in queue:
         if not settings.cross_team and fresh.teams and conv.team and conv.team not in fresh.teams:
             continue
         try:
             return await claim(store, conv.id, fresh, now, events)
-        except (Conflict, NotFound):
+        except NotFound:
             continue
+        except Conflict:
+            async with store.transaction() as tx:
+                await _ready_to_hold(tx, user.id)  # at capacity now: say so, stop
+            continue  # someone else took that one a moment earlier
     return None
 
 
@@ -166,11 +179,11 @@ async def offer_transfer(
     events: Events | None = None,
 ) -> Conversation:
     async with locked(store, conversation_id) as (tx, conv):
-        target = await tx.get_user(to_user_id)
         if conv.state != HELD or conv.advocate_id != from_user.id:
             raise Conflict("you do not hold that conversation")
-        if target.id == from_user.id or not target.active:
+        if to_user_id == from_user.id:
             raise Conflict("choose another advocate")
+        target = await _ready_to_hold(tx, to_user_id, by_other=True)
         conv.transfer_to = target.id
         conv.updated_at = now
         await tx.save_conversation(conv)
@@ -187,6 +200,7 @@ async def accept_transfer(
     async with locked(store, conversation_id) as (tx, conv):
         if conv.transfer_to != user.id or conv.state != HELD:
             raise Conflict("there is no transfer waiting for you")
+        await _ready_to_hold(tx, user.id)
         previous = conv.advocate_id
         conv.advocate_id, conv.transfer_to, conv.claimed_at, conv.updated_at = (
             user.id,
@@ -196,6 +210,19 @@ async def accept_transfer(
         )
         await tx.save_conversation(conv)
         await tx.audit(user.id, "transfer_accept", conv.id, f"from user {previous}", now)
+    _publish(events, conv)
+    return conv
+
+
+async def decline_transfer(
+    store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
+) -> Conversation:
+    async with locked(store, conversation_id) as (tx, conv):
+        if conv.transfer_to != user.id or conv.state != HELD:
+            raise Conflict("there is no transfer waiting for you")
+        conv.transfer_to, conv.updated_at = None, now
+        await tx.save_conversation(conv)
+        await tx.audit(user.id, "transfer_decline", conv.id, f"from user {conv.advocate_id}", now)
     _publish(events, conv)
     return conv
 
@@ -235,9 +262,11 @@ async def reassign(
     if supervisor.role not in ("supervisor", "admin"):
         raise Conflict("only a supervisor can reassign")
     async with locked(store, conversation_id) as (tx, conv):
-        target = await tx.get_user(to_user_id)
         if conv.state not in (QUEUED, HELD):
             raise Conflict("that conversation is not open")
+        if conv.advocate_id == to_user_id:
+            raise Conflict("they already hold it")
+        target = await _ready_to_hold(tx, to_user_id, by_other=True)
         conv.state, conv.advocate_id, conv.transfer_to = HELD, target.id, None
         conv.claimed_at = conv.updated_at = now
         await tx.save_conversation(conv)

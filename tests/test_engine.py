@@ -335,4 +335,10 @@ async def test_after_hours_gives_lines_then_queues_at_opening(
     async with client.app[STORE].transaction() as tx:
         reopened = await tx.get_conversation(conv.id)
     assert reopened.state == "queued" and reopened.queued_at is not None
+    # The night does not count as waiting: aging starts at the opening, so a "hello" sent
+    # days before is not lifted to priority 1 the moment the doors open.
+    assert reopened.queued_at >= opening
+    from bot.queue import effective_priority
+
+    assert effective_priority(reopened, opening, settings) == reopened.priority == 4
     assert await outbox_bodies(client.app) == []

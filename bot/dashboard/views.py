@@ -61,14 +61,55 @@ async def flash(request: web.Request, text: str) -> None:
 async def base_context(request: web.Request, **extra: Any) -> dict[str, Any]:
     session = await get_session(request)
     message = session.pop("flash", None)
+    user = request.get(USER)
     context: dict[str, Any] = {
         "csrf": await csrf_token(request),
-        "user": request.get(USER),
+        "user": user,
         "flash": message,
         "org": request.app[SETTINGS].org_name,
+        "alarms": await standing_alarms(request, user) if user is not None else [],
     }
     context.update(extra)
     return context
+
+
+DANGER_LABELS = frozenset({"emergency", "suicide"})
+
+
+async def standing_alarms(request: web.Request, user: User) -> list[dict[str, Any]]:
+    """Alarms that still stand, drawn on every page load so a reload or a late sign-in
+    never hides one: a priority-1 texter unclaimed past alarm_after (everyone), and a held
+    texter whose latest message shows danger with no reply since (holder, supervisors)."""
+    now = utcnow()
+    settings = request.app[SETTINGS]
+    alarms: list[dict[str, Any]] = []
+    async with request.app[STORE].transaction() as tx:
+        for conv in await tx.list_conversations(states=["queued", "with_advocate"]):
+            if conv.state == "queued":
+                if (
+                    conv.advocate_id is None
+                    and conv.queued_at is not None
+                    and queue.effective_priority(conv, now, settings) == 1
+                    and (now - conv.queued_at).total_seconds() >= settings.alarm_after
+                ):
+                    alarms.append({"cid": conv.id, "reason": "p1_unclaimed"})
+                continue
+            if user.role == "advocate" and conv.advocate_id != user.id:
+                continue
+            if not DANGER_LABELS & set(conv.labels):
+                continue  # cheap: a conversation that never showed danger has no alarm
+            messages = await tx.list_messages(conv.id)
+            last_in = next((m for m in reversed(messages) if m.direction == "in"), None)
+            if last_in is None or not DANGER_LABELS & set(last_in.labels):
+                continue
+            answered = any(
+                m.direction == "out" and m.author.startswith("advocate:") and m.id > last_in.id
+                for m in messages
+                if m.id is not None and last_in.id is not None
+            )
+            if not answered:
+                alarms.append({"cid": conv.id, "reason": "danger_held"})
+    return alarms
 
 
 def ctx_user(request: web.Request) -> User:
@@ -149,7 +190,7 @@ def canned(language: str) -> list[dict[str, str]]:
 
 
 def publish(request: web.Request, kind: str, **data: Any) -> None:
-    request.app[EVENTS].publish_local(Event(kind, data))
+    request.app[EVENTS].publish(Event(kind, data))  # every process's screens
 
 
 # -- sign in / out ----------------------------------------------------------------------
@@ -188,7 +229,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     throttle.succeeded(name, address)
     await start_session(request, user)
     async with request.app[STORE].transaction() as tx:
+        fresh = await tx.get_user(user.id)
+        if fresh.presence == "offline":  # signing in is coming on shift
+            fresh.presence = "available"
+            await tx.save_user(fresh)
         await tx.audit(user.id, "login", None, "", now)
+    publish(request, "presence", user_id=user.id)
     raise web.HTTPSeeOther("/dashboard/queue")
 
 
@@ -197,7 +243,11 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     async with request.app[STORE].transaction() as tx:
+        fresh = await tx.get_user(user.id)
+        fresh.presence = "offline"  # no hand-overs to someone who has left
+        await tx.save_user(fresh)
         await tx.audit(user.id, "logout", None, "", utcnow())
+    publish(request, "presence", user_id=user.id)
     session = await get_session(request)
     session.invalidate()
     raise web.HTTPSeeOther("/login")
@@ -423,7 +473,7 @@ async def claim(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/dashboard/conversations/{cid}/reply")
-@require_role(*ANY_STAFF)
+@require_role(*TAKERS)
 async def reply(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     cid = conversation_id(request)
@@ -495,8 +545,23 @@ async def accept(request: web.Request) -> web.StreamResponse:
     return done(request, f"/dashboard/conversations/{cid}", conversation_id=cid)
 
 
+@routes.post("/dashboard/conversations/{cid}/decline")
+@require_role(*TAKERS)
+async def decline(request: web.Request) -> web.StreamResponse:
+    """Say no to a transfer offer: the texter stays with the advocate who offered it."""
+    user = user_of(request)
+    cid = conversation_id(request)
+    try:
+        await queue.decline_transfer(request.app[STORE], cid, user, utcnow(), request.app[EVENTS])
+    except Conflict as exc:
+        return await refuse(request, 409, str(exc), "/dashboard/queue")
+    except NotFound:
+        raise web.HTTPNotFound(text="no such conversation") from None
+    return done(request, "/dashboard/queue")
+
+
 @routes.post("/dashboard/conversations/{cid}/close")
-@require_role(*ANY_STAFF)
+@require_role(*TAKERS)
 async def close(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     cid = conversation_id(request)

@@ -271,6 +271,11 @@ class Tx(abc.ABC):
     async def get_user(self, user_id: int) -> User: ...
 
     @abc.abstractmethod
+    async def lock_user(self, user_id: int) -> User:
+        """get_user, holding the user's row until the transaction ends (PostgreSQL), so
+        checks of an advocate's load and the claim that follows cannot interleave."""
+
+    @abc.abstractmethod
     async def get_user_by_name(self, name: str) -> User | None: ...
 
     @abc.abstractmethod

@@ -708,6 +708,12 @@ class SqlTx(Tx):
             raise NotFound(f"no user {user_id}")
         return self._user(r)
 
+    async def lock_user(self, user_id: int) -> User:
+        r = await self._one(f"SELECT * FROM users WHERE id = ?{self._FOR_UPDATE}", user_id)
+        if r is None:
+            raise NotFound(f"no user {user_id}")
+        return self._user(r)
+
     async def get_user_by_name(self, name: str) -> User | None:
         r = await self._one("SELECT * FROM users WHERE name = ?", name)
         return None if r is None else self._user(r)

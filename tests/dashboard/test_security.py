@@ -144,24 +144,23 @@ async def test_state_change_without_csrf_changes_nothing(
     client: TestClient, make_user: MakeUser
 ) -> None:
     """A signed-in advocate's POST without the token (a forged request) is 403 and the
-    presence stays as it was; with the token (form field or header) it changes."""
+    presence stays as it was (signing in made her available); with the token (form field or
+    header) it changes."""
     user = await make_user("ana")
     token = await sign_in(client, "ana")
-    forged = await client.post(
-        "/dashboard/presence", data={"presence": "available", "capacity": "2"}
-    )
+    forged = await client.post("/dashboard/presence", data={"presence": "away", "capacity": "2"})
     assert forged.status == 403
     async with client.server.app[STORE].transaction() as tx:
-        assert (await tx.get_user(user.id)).presence == "offline"
+        assert (await tx.get_user(user.id)).presence == "available"
     ok = await client.post(
         "/dashboard/presence",
-        data={"presence": "available", "capacity": "2"},
+        data={"presence": "away", "capacity": "2"},
         headers={"X-CSRF-Token": token, "Accept": "application/json"},
     )
     assert ok.status == 200
     async with client.server.app[STORE].transaction() as tx:
         fresh = await tx.get_user(user.id)
-    assert (fresh.presence, fresh.capacity) == ("available", 2)
+    assert (fresh.presence, fresh.capacity) == ("away", 2)
 
 
 async def test_login_is_throttled_after_repeated_failures(

@@ -152,16 +152,20 @@ async def test_bad_input_is_refused_and_changes_nothing(
 
 
 async def test_supervisor_sees_every_conversation_loads_and_can_reassign(
-    client: TestClient, make_user: MakeUser, text: Text
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
 ) -> None:
     """The supervisor view lists every open conversation and each advocate's load; a
-    reassign moves a queued texter to the chosen advocate; the chart data covers it."""
+    reassign to a signed-out advocate is refused (nobody would answer), and to a signed-in
+    one moves the queued texter to them; the chart data covers it."""
     cid = await queued(client, text)
     ana = await make_user("ana")
     await make_user("sue", "supervisor")
     token = await sign_in(client, "sue")
     html = await (await client.get("/dashboard/supervisor")).text()
     assert f'/dashboard/conversations/{cid}"' in html and "ana" in html and "0 / 3" in html
+    stranded = await post(client, f"/dashboard/conversations/{cid}/reassign", token, to=str(ana.id))
+    assert stranded.status == 409 and (await conversation(client, cid)).advocate_id is None
+    await sign_in(second_client, "ana")
     moved = await post(client, f"/dashboard/conversations/{cid}/reassign", token, to=str(ana.id))
     assert moved.status == 200
     assert (await conversation(client, cid)).advocate_id == ana.id
@@ -397,3 +401,127 @@ async def test_transfer_to_another_programs_team_keeps_the_context(
     )
     bad = await post(client, f"/dashboard/conversations/{cid}/transfer", token, to="team:nope")
     assert bad.status == 400
+
+
+async def test_capacity_holds_for_take_this_one_and_concurrent_take_next(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """An advocate at capacity 1 cannot take a second texter by "Take" (409), and three
+    take-next requests at once leave her holding exactly one."""
+    first = await queued(client, text, number="+15551230011")
+    second = await queued(client, text, number="+15551230012")
+    await queued(client, text, number="+15551230013")
+    ana = await make_user("ana")
+    token = await sign_in(client, "ana")
+    set_cap = await post(client, "/dashboard/presence", token, presence="available", capacity="1")
+    assert set_cap.status == 200
+    assert (await post(client, f"/dashboard/conversations/{first}/claim", token)).status == 200
+    refused = await post(client, f"/dashboard/conversations/{second}/claim", token)
+    assert refused.status == 409
+    assert (await conversation(client, second)).advocate_id is None
+    # Free her again, then race three take-next requests.
+    released = await post(client, f"/dashboard/conversations/{first}/transfer", token, to="queue")
+    assert released.status == 200
+    answers = await asyncio.gather(*(post(client, "/dashboard/take-next", token) for _ in range(3)))
+    assert sorted(a.status for a in answers) == [200, 409, 409]  # type: ignore[attr-defined]
+    async with client.server.app[STORE].transaction() as tx:
+        held = await tx.list_conversations(states=["with_advocate"], advocate_id=ana.id)
+    assert len(held) == 1
+
+
+async def test_transfer_can_be_declined_and_only_to_someone_on_shift(
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """An offer to a colleague who is signed out, or to an admin, is refused; a signed-in
+    colleague may decline, and the texter stays with the advocate who offered."""
+    cid = await queued(client, text)
+    ana = await make_user("ana")
+    ben = await make_user("ben")
+    root = await make_user("root", "admin")
+    token = await sign_in(client, "ana")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    for target in (ben, root):
+        offer = await post(
+            client, f"/dashboard/conversations/{cid}/transfer", token, to=str(target.id)
+        )
+        assert offer.status == 409
+    other = await sign_in(second_client, "ben")
+    offer = await post(client, f"/dashboard/conversations/{cid}/transfer", token, to=str(ben.id))
+    assert offer.status == 200
+    declined = await post(second_client, f"/dashboard/conversations/{cid}/decline", other)
+    assert declined.status == 200
+    after = await conversation(client, cid)
+    assert (after.advocate_id, after.transfer_to) == (ana.id, None)
+    again = await post(second_client, f"/dashboard/conversations/{cid}/accept", other)
+    assert again.status == 409
+
+
+async def test_alarms_still_show_after_a_reload_and_to_late_sign_ins(
+    client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """The priority-1 alarm is drawn by the server on every page while the texter waits
+    unclaimed past a minute, so a reload or an advocate who signs in later still sees it;
+    once someone takes the texter it is gone."""
+    from unittest.mock import patch
+
+    from bot.dashboard import views
+
+    await make_user("ana")
+    await make_user("ben")
+    token = await sign_in(client, "ana")
+    await text("he has a gun and says he will shoot me", number=NUMBER)
+    async with client.server.app[STORE].transaction() as tx:
+        (conv,) = await tx.list_conversations(states=["queued"])
+    marker = f'id="alarm-{conv.id}-p1_unclaimed"'
+    assert marker not in await (await client.get("/dashboard/queue")).text()  # not yet
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    with patch.object(views, "utcnow", return_value=later):
+        assert marker in await (await client.get("/dashboard/queue")).text()
+        await sign_in(second_client, "ben")
+        assert marker in await (await second_client.get("/dashboard/flow")).text()
+        assert (
+            await post(client, f"/dashboard/conversations/{conv.id}/claim", token)
+        ).status == 200
+        assert marker not in await (await second_client.get("/dashboard/queue")).text()
+
+
+async def test_danger_alarm_for_a_held_texter_stands_until_the_advocate_answers(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """A held texter writes of danger: the holder's pages show the alarm (reloads too)
+    until the holder replies."""
+    cid = await queued(client, text)
+    await make_user("ana")
+    token = await sign_in(client, "ana")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    await text("he's back and he has a knife", number=NUMBER)
+    marker = f'id="alarm-{cid}-danger_held"'
+    assert marker in await (await client.get("/dashboard/queue")).text()
+    assert marker in await (await client.get(f"/dashboard/conversations/{cid}")).text()
+    await post(client, f"/dashboard/conversations/{cid}/reply", token, body="Are you safe now?")
+    assert marker not in await (await client.get("/dashboard/queue")).text()
+
+
+async def test_holder_is_told_when_the_texter_deletes_everything(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """DELETE then DELETE from a held texter erases the conversation; the holder's socket
+    still gets the "deleted" event (the row is gone, so it names the holder)."""
+    cid = await queued(client, text)
+    ana = await make_user("ana")
+    token = await sign_in(client, "ana")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    ws = await client.ws_connect("/ws")
+    await text("DELETE", number=NUMBER)
+    await text("DELETE", number=NUMBER)
+    while True:
+        event = await next_of_kind(ws, "conversation")
+        if event.get("state") == "deleted":
+            break
+    assert event == {
+        "kind": "conversation",
+        "conversation_id": cid,
+        "state": "deleted",
+        "advocate_id": ana.id,
+    }
+    await ws.close()

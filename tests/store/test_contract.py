@@ -634,6 +634,7 @@ async def test_users(store: Store) -> None:
             await tx.add_user("ana", "admin", "h", [], NOW)
     async with store.transaction() as tx:
         assert await tx.get_user(ana.id) == ana
+        assert await tx.lock_user(ana.id) == ana  # the same user, row held to the end
         assert await tx.get_user_by_name("sam") == sam
         assert await tx.get_user_by_name("nobody") is None
         ana.presence, ana.capacity, ana.teams, ana.active = "available", 4, ["trafficking"], False

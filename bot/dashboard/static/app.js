@@ -67,6 +67,11 @@
     box.appendChild(div);
   }
 
+  // Alarms drawn by the server on page load dismiss like live ones.
+  document.querySelectorAll("#alarms .alarm .dismiss").forEach(function (b) {
+    b.addEventListener("click", function () { b.parentNode.remove(); });
+  });
+
   function onEvent(ev) {
     switch (ev.kind) {
       case "alarm":
@@ -79,7 +84,13 @@
         refresh(live.training);
         break;
       case "conversation":
-        if (cid !== null && ev.conversation_id === cid) {
+        if (cid !== null && ev.conversation_id === cid && ev.state === "deleted") {
+          // The texter deleted everything: nothing left to show or answer.
+          const t = document.getElementById("transcript");
+          if (t) t.textContent = "The texter deleted this conversation and everything in it.";
+          const f = document.getElementById("reply-form");
+          if (f) f.remove();
+        } else if (cid !== null && ev.conversation_id === cid) {
           const st = document.getElementById("conv-state");
           if (st && st.textContent !== ev.state && !leaving) location.reload();
         }
