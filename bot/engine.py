@@ -59,6 +59,12 @@ def may_text_first(texter: Texter, now: datetime, hours: Hours) -> bool:
     )
 
 
+def is_held(conv: Conversation) -> bool:
+    """An advocate is texting with them (or they are answering DELETE's question mid-chat):
+    Haven stays quiet, and rule 1 alarms people instead."""
+    return conv.advocate_id is not None and conv.state in ("with_advocate", "confirm_delete")
+
+
 def route_team(conv: Conversation) -> str:
     """Spanish speakers go to the Spanish team; otherwise the labels choose."""
     if conv.language == "es":
@@ -129,6 +135,11 @@ class Engine:
             # unless this message is plainly Spanish.
             language = "es" if result.language == "es" else texter.language
             conv = await tx.create_conversation(texter.id, language, now)
+            # "Safe to text" is asked anew in every conversation: a phone safe last month
+            # may not be now. An opted-out number stays opted out until START.
+            texter.safe_to_text = None
+            if texter.opted_out:
+                conv.state = "opted_out"
         message = await tx.add_message(
             Message(
                 conversation_id=conv.id,
@@ -152,13 +163,13 @@ class Engine:
             media_count=sms.num_media,
             is_open=self.hours.is_open(now),
         )
-        held = conv.advocate_id is not None
+        held = model.held
         if result.danger and not held and model.state in INTAKE.escalate_states:
             await INTAKE.escalate(model, turn)
         else:
             await INTAKE.handle(model, turn)
         replies = self._danger_wins(model, result)
-        if sms.num_media and not sms.body.strip() and not held:
+        if sms.num_media and not sms.body.strip() and not held and not model.opted_out:
             replies.append(Say("media_only"))
         model.data.pop("nudged", None)  # a new silence earns a new nudge
         self._apply_model(conv, texter, model, now, restart_timers=True)
@@ -215,7 +226,7 @@ class Engine:
             language=conv.language,
             safe_to_text=texter.safe_to_text,
             opted_out=texter.opted_out,
-            held=conv.advocate_id is not None,
+            held=is_held(conv),
             priority=conv.priority,
             labels=set(conv.labels),
             signals=list(conv.signals),
@@ -246,6 +257,8 @@ class Engine:
             model.data,
         )
         conv.updated_at = now
+        if not model.held:  # the flow let go (STOP, EXIT): nobody holds it any more
+            conv.advocate_id = conv.transfer_to = None
         texter.language = model.language
         texter.safe_to_text = model.safe_to_text
         texter.opted_out = model.opted_out
@@ -270,9 +283,10 @@ class Engine:
         now: datetime,
         events: list[Event],
     ) -> list[str]:
-        """Persist the step, carry out its effects and render its replies."""
-        texts = [await self._render(tx, conv, say, now) for say in replies]
+        """Persist the step, carry out its effects and render its replies (after saving,
+        so a queue position counts this texter at its new priority)."""
         if "delete_all" in model.effects:
+            texts = [await self._render(tx, conv, say, now) for say in replies]
             await tx.delete_texter(texter.id)
             events.append(
                 Event(
@@ -288,6 +302,7 @@ class Engine:
             return texts
         await tx.save_texter(texter)
         await tx.save_conversation(conv)
+        texts = [await self._render(tx, conv, say, now) for say in replies]
         if "purge" in model.effects:
             await tx.purge_conversation(conv.id)
         else:
@@ -304,7 +319,7 @@ class Engine:
         params: dict[str, Any] = {
             "org": self.settings.org_name,
             "terms": self.settings.terms_url,
-            "hours": self.hours.text,
+            "hours": self.hours.describe(conv.language),
             "lines": self._lines(conv.language),
             "named": self.settings.name_services,
             "position": 1,

@@ -13,6 +13,10 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES = {
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    "es": ("lun", "mar", "mié", "jue", "vie", "sáb", "dom"),
+}
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
@@ -29,6 +33,25 @@ class Hours:
     windows: tuple[Window, ...]
     zone: ZoneInfo
     text: str
+
+    def describe(self, language: str) -> str:
+        """The hours as a texter reads them: "Mon-Fri 09:00-17:00 (Chicago time)", or
+        "lun-vie 09:00-17:00 (hora de Chicago)"."""
+        if self.always:
+            return "24/7"
+        names = _DAY_NAMES.get(language, _DAY_NAMES["en"])
+        spec = self.text
+        if spec.split()[-1] == self.zone.key:
+            spec = spec[: -len(self.zone.key)].strip()
+        spec = re.sub(
+            r"[a-z]+",
+            lambda m: names[DAYS.index(m[0][:3])] if m[0][:3] in DAYS else m[0],
+            spec.lower(),
+        )
+        spec = "; ".join(part.strip() for part in spec.split(";"))
+        city = self.zone.key.rsplit("/", 1)[-1].replace("_", " ")
+        where = f"hora de {city}" if language == "es" else f"{city} time"
+        return f"{spec} ({where})"
 
     def is_open(self, now: datetime) -> bool:
         if self.always:

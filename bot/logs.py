@@ -19,8 +19,11 @@ import structlog
 CONTENT_KEYS = frozenset(
     {"body", "text", "message_text", "phone", "from", "from_", "to", "number", "location", "note"}
 )
-# E.164 and most national formats: 7+ digits with optional separators.
-_PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+# E.164 and most national formats: 7+ digits with optional separators, standing alone (not
+# inside a hex request id, and not a dotted address like 127.0.0.1).
+_PHONE = re.compile(
+    r"(?<![\w.:])\+?\d[\d\s()-]{5,}\d(?![\w.:])|(?<![\w:])\d{3}\.\d{3}\.\d{4}(?![\w.])"
+)
 
 EventDict = MutableMapping[str, Any]
 
@@ -38,7 +41,25 @@ def mask_phone_numbers(_logger: Any, _method: str, event_dict: EventDict) -> Eve
     return event_dict
 
 
-REDACTORS = (drop_content_fields, mask_phone_numbers)
+def exception_type_only(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """A traceback's messages can quote texter input: keep the exception's type and the
+    place it was raised, never its message or locals."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and exc_info[0] is not None:
+        tb = exc_info[2]
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+        event_dict["exception"] = f"{exc_info[0].__name__} at {where}"
+    event_dict.pop("exception_text", None)
+    return event_dict
+
+
+REDACTORS = (exception_type_only, drop_content_fields, mask_phone_numbers)
 
 
 def configure(log_format: str = "auto", level: str = "info") -> None:
@@ -76,6 +97,8 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
     logging.getLogger("twilio").setLevel(logging.WARNING)
     # We log our own request lines (without query strings) in a middleware.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # transitions narrates every callback at INFO: noise, two lines per message.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> Any:

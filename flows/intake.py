@@ -506,7 +506,9 @@ def repeat_prompt(ev: EventData) -> None:
 
 @action()
 def purge(ev: EventData) -> None:
-    _conv(ev).effects.append("purge")
+    conv = _conv(ev)
+    conv.effects.append("purge")
+    conv.safe_to_text = None  # a quick exit may mean someone is reading: ask again next time
 
 
 @action()
@@ -601,6 +603,13 @@ TABLE: tuple[Row, ...] = (
     row("message", "screening", "location", then=(record_answer, ask_location)),
     # Where are you? (SKIP allowed.) Then the queue.
     row("message", "location", None, when=media_only),
+    row(
+        "message",
+        "location",
+        "after_hours",
+        unless=is_open,
+        then=(record_location, tell_after_hours),
+    ),
     row("message", "location", "queued", then=(record_location, enqueue, say("queued"))),
     # Waiting: messages are kept for the advocate. Haven answers only a raised priority
     # or a question about the wait.
@@ -613,13 +622,14 @@ TABLE: tuple[Row, ...] = (
     # Global keywords, in every state.
     # STOP family: one confirmation, as carriers require; then silence until START.
     row("stop", "opted_out", None),
-    row("stop", ANY, "opted_out", then=(opt_out, say("stopped"))),
+    row("stop", ANY, "opted_out", then=(opt_out, unhold, say("stopped"))),
     row("start", "opted_out", "safety_check", then=(opt_in, say("started"))),
     row("start", "new", "after_hours", unless=is_open, then=tell_after_hours),
     row("start", "new", "safety_check", then=welcome),
     row("start", "paused", "safety_check", then=ask_safety),
     row("start", ANY, None, then=repeat_prompt),
     # HELP: the carrier help text, and it asks for a person.
+    row("help", INTAKE_STATES, "after_hours", unless=is_open, then=(say("help"), tell_after_hours)),
     row("help", INTAKE_STATES, "queued", then=(say("help"), enqueue, say("queued"))),
     row("help", ANY, None, then=say("help")),
     # ESPAÑOL / ENGLISH: switch, then say the current question again.
@@ -628,13 +638,14 @@ TABLE: tuple[Row, ...] = (
     row("language", "paused", "safety_check", then=(set_language, ask_safety)),
     row("language", ANY, None, then=(set_language, repeat_prompt)),
     # AGENT: a person now; the rest of the intake is skipped.
+    row("agent", INTAKE_STATES, "after_hours", unless=is_open, then=tell_after_hours),
     row("agent", "new", "queued", then=(say("opening_short"), enqueue, say("queued"))),
     row("agent", _INTAKE_AFTER_NEW, "queued", then=(enqueue, say("queued"))),
     row("agent", "queued", None, then=say("queue_update")),
     row("agent", ANY, None),
     # EXIT: quick exit, stored content purged, at most one neutral line.
     row("exit", "opted_out", "exited", then=purge),
-    row("exit", ANY, "exited", then=(purge, say("exited"))),
+    row("exit", ANY, "exited", then=(purge, unhold, say("exited"))),
     # DELETE: one confirmation; anything else goes back and is handled there.
     row("delete", ANY, "confirm_delete", then=(remember_origin, say("confirm_delete"))),
     row("confirm", "confirm_delete", "exited", then=(delete_all, say("deleted"))),
@@ -658,8 +669,19 @@ TABLE: tuple[Row, ...] = (
     row("expire", EXPIRE_STATES, "expired"),
     row("expire", ANY, None),
     # Danger (the engine has already put the emergency numbers first).
+    # Opted out: carriers carry nothing to them until START, so no advocate could answer;
+    # the engine gives the numbers, and this says how to reach a person.
+    row("escalate", "opted_out", None, then=say("start_for_person")),
+    # Closed: the numbers (from the engine), the hours and the lines; first in line at opening.
+    row(
+        "escalate",
+        ESCALATE_STATES,
+        "after_hours",
+        unless=is_open,
+        then=(forget_delete, tell_after_hours),
+    ),
     row("escalate", "new", "queued", then=(say("opening_short"), enqueue, say("queued"))),
-    row("escalate", _INTAKE_AFTER_NEW | {"opted_out"}, "queued", then=(enqueue, say("queued"))),
+    row("escalate", _INTAKE_AFTER_NEW, "queued", then=(enqueue, say("queued"))),
     row("escalate", "confirm_delete", "queued", then=(forget_delete, enqueue, say("queued"))),
     # The advocate's side.
     row("claim", ("queued", "after_hours"), "with_advocate", then=hold),

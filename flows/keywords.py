@@ -23,7 +23,7 @@ START_WORDS = frozenset({"start", "unstop"})
 HELP_WORDS = frozenset({"help", "info", "ayuda"})
 SPANISH_WORDS = frozenset({"espanol", "spanish"})
 ENGLISH_WORDS = frozenset({"english", "ingles"})
-AGENT_WORDS = frozenset({"agent", "person", "advocate", "persona"})
+AGENT_WORDS = frozenset({"agent", "person", "advocate", "persona", "agente"})
 DELETE_WORDS = frozenset({"delete", "borrar"})
 DEFAULT_EXIT_WORDS: tuple[str, ...] = ("EXIT", "SALIR")
 
@@ -68,6 +68,11 @@ _YES_PHRASES = frozenset(
     }
 )
 _NO_FIRST = frozenset({"no", "n", "nope", "nah", "nop", "not", "nel"})
+# "It's not safe", "isn't safe right now", "can't talk": a NO said in other words.
+_NO_PHRASES = re.compile(
+    r"\b(?:not|isnt|aint|no|nada|unsafe|inseguro|insegura)\b(?: \w+){0,2} ?(?:safe|segur[oa])\b"
+    r"|\bunsafe\b|\b(?:cant|cannot|can not) (?:talk|text)\b|\bno puedo (?:hablar|escribir)\b"
+)
 _SKIP_FIRST = frozenset({"skip", "saltar", "salta", "pass", "paso", "pasar", "next", "siguiente"})
 _UNSURE = frozenset(
     {
@@ -156,7 +161,7 @@ def answer(text: str) -> Answer | None:
         return "unsure"
     if tokens[0] in _SKIP_FIRST:
         return "skip"
-    if tokens[0] in _NO_FIRST or norm in {"not safe", "no es seguro"}:
+    if tokens[0] in _NO_FIRST or _NO_PHRASES.search(norm):
         return "no"
     if norm in _YES_PHRASES:
         return "yes"

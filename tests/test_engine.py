@@ -342,3 +342,64 @@ async def test_after_hours_gives_lines_then_queues_at_opening(
 
     assert effective_priority(reopened, opening, settings) == reopened.priority == 4
     assert await outbox_bodies(client.app) == []
+
+
+async def test_stop_while_held_lets_go_so_danger_later_gets_911(
+    client: TestClient, text: Text
+) -> None:
+    """A held texter sends STOP: the advocate's hold ends with it. After START, danger is
+    answered with 911 again (no conversation is left half-held, where nobody answers)."""
+    from bot.queue import claim
+
+    await text("hi")
+    await text("AGENT")
+    async with client.app[STORE].transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
+    conv = await conversation(client.app)
+    assert conv is not None
+    await claim(client.app[STORE], conv.id, ana, utcnow())
+    await text("STOP")
+    stopped = await conversation(client.app)
+    assert stopped is not None and stopped.advocate_id is None
+    await text("START")
+    await text("are you there")
+    assert "911" in joined(await text("he is hitting me now"))
+
+
+async def test_safe_to_text_is_asked_again_in_a_new_conversation(
+    client: TestClient, text: Text
+) -> None:
+    """YES in one conversation, then EXIT: a later conversation that never answered the
+    safety question gets no unprompted nudge."""
+    await text("hi")
+    await text("yes")
+    await text("EXIT")
+    await text("hi")  # a new conversation: welcome, asks again
+    await client.app[ENGINE].run_timers(utcnow() + timedelta(minutes=11))
+    assert await outbox_bodies(client.app) == []
+
+
+async def test_an_opted_out_number_stays_quiet_in_a_new_conversation(
+    client: TestClient, text: Text
+) -> None:
+    """STOP then EXIT, then "hello" and a picture: no welcome, no reply, not queued; START
+    brings them back."""
+    await text("hi")
+    await text("STOP")
+    await text("EXIT")
+    assert await text("hello") == []
+    assert await text("", NumMedia="1", MediaContentType0="image/jpeg") == []
+    async with client.app[STORE].transaction() as tx:
+        assert await tx.list_conversations(states=["queued"]) == []
+    assert "safe" in joined(await text("START")).lower()
+
+
+async def test_queue_position_counts_the_new_priority(client: TestClient, text: Text) -> None:
+    """Two texters wait at priority 4; a third arrives in danger and is told she is first
+    in line, not third."""
+    for number in ("+15551230101", "+15551230102"):
+        await text("hi", number)
+        await text("AGENT", number)
+    reply = joined(await text("he has a knife and he's hitting me", "+15551230103"))
+    assert "911" in reply
+    assert re.search(r"number 1 in line", reply), reply

@@ -72,3 +72,29 @@ def test_stdlib_loggers_are_redacted_and_twilio_is_quiet() -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 1
     assert "5551230001" not in lines[0]["event"] and "[number]" in lines[0]["event"]
+
+
+def test_request_ids_and_addresses_are_not_mistaken_for_numbers(capture: LogCapture) -> None:
+    """A hex request id or a host address with digits stays intact, so logs still match the
+    X-Request-Id header and say where the server listens."""
+    structlog.get_logger().info(
+        "serving on http://127.0.0.1:8091", request_id="62e5551234567e64ba4"
+    )
+    (entry,) = capture.entries
+    assert entry["event"] == "serving on http://127.0.0.1:8091"
+    assert entry["request_id"] == "62e5551234567e64ba4"
+
+
+def test_exceptions_keep_their_type_and_place_but_not_their_message(
+    capture: LogCapture,
+) -> None:
+    """An exception's message can quote what a texter sent: only its type and where it was
+    raised reach the log."""
+    try:
+        raise ValueError("bad number +15551230001 in 'he hurt me'")
+    except ValueError:
+        structlog.get_logger().exception("handler_failed")
+    (entry,) = capture.entries
+    assert entry["exception"].startswith("ValueError at ") and "test_logs.py" in entry["exception"]
+    flat = json.dumps(entry, default=str)
+    assert "5551230001" not in flat and "hurt" not in flat

@@ -34,6 +34,8 @@ STATUSES = frozenset(
     }
 )
 
+INBOUND_STATUSES = frozenset({"receiving", "received"})
+
 Handler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResponse]]
 
 
@@ -82,6 +84,9 @@ async def delivery_status(request: web.Request, params: Mapping[str, str]) -> we
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
     if not sid or status not in STATUSES:
         raise web.HTTPBadRequest(text="MessageSid and a known MessageStatus are required")
+    if status in INBOUND_STATUSES:
+        # Twilio reports our own inbound messages this way: nothing of ours to update.
+        return web.Response(text=twiml([]), content_type=TWIML)
     error_code = (params.get("ErrorCode") or "").strip() or None
     async with request.app[STORE].transaction() as tx:
         message = await tx.record_status(sid, status, error_code, utcnow())

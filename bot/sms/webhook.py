@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 MAX_BODY = 1600  # Twilio's own limit for one message
-_E164ISH = re.compile(r"^\+?[0-9A-Za-z:_.-]{3,64}$")  # phone numbers, short codes, whatsapp:+1…
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")  # texters' numbers, as Twilio sends them
 
 
 class BadRequest(ValueError):
@@ -39,8 +39,8 @@ def parse_inbound(form: Mapping[str, str]) -> InboundSms:
         raise BadRequest("MessageSid is required")
     if len(sid) > 64:
         raise BadRequest("MessageSid is too long")
-    if not sender or not _E164ISH.match(sender):
-        raise BadRequest("From must be a phone number")
+    if not _E164.match(sender):
+        raise BadRequest("From must be an E.164 phone number (+15551234567)")
     body = form.get("Body") or ""
     if len(body) > MAX_BODY:
         raise BadRequest(f"Body is longer than {MAX_BODY} characters")

@@ -455,11 +455,10 @@ async def test_escalate_from_new_includes_a_short_opening() -> None:
 
 
 @pytest.mark.parametrize(
-    "state",
-    ["safety_check", "paused", "need", "screening", "location", "after_hours", "opted_out"],
+    "state", ["safety_check", "paused", "need", "screening", "location", "after_hours"]
 )
 async def test_escalate_queues_from_intake_states(state: str) -> None:
-    """From every other intake state (and opted_out): queued, enqueue, queued copy."""
+    """From every other intake state, while open: queued, enqueue, queued copy."""
     conv = await drive_to(state)
     await INTAKE.escalate(conv, turn("I want to kill myself"))
     assert (conv.state, [s.id for s in conv.replies], conv.effects) == (
@@ -467,6 +466,42 @@ async def test_escalate_queues_from_intake_states(state: str) -> None:
         ["queued"],
         ["enqueue"],
     )
+
+
+async def test_escalate_while_opted_out_says_how_to_reach_a_person() -> None:
+    """Opted out, carriers deliver nothing until START, so no advocate could answer: the
+    texter stays opted out and is told START brings a person (the engine adds 911)."""
+    conv = await drive_to("opted_out")
+    await INTAKE.escalate(conv, turn("he is hitting me"))
+    assert (conv.state, [s.id for s in conv.replies], conv.effects) == (
+        "opted_out",
+        ["start_for_person"],
+        [],
+    )
+
+
+@pytest.mark.parametrize("state", ["new", "safety_check", "need", "location", "after_hours"])
+async def test_escalate_when_closed_gives_hours_and_lines_not_a_promise(state: str) -> None:
+    """Closed: danger gets the after-hours text (hours and national lines), never "an
+    advocate will reply in N minutes"; the texter waits for the opening at priority 1."""
+    conv = await drive_to(state)
+    await INTAKE.escalate(conv, turn("he has a knife", is_open=False))
+    assert conv.state == "after_hours"
+    # "We'll text when we open" only to a phone they said is safe.
+    expected = "after_hours_safe" if conv.safe_to_text else "after_hours"
+    assert [s.id for s in conv.replies] == [expected]
+    assert "enqueue" not in conv.effects
+
+
+async def test_agent_and_help_when_closed_do_not_promise_an_advocate() -> None:
+    """AGENT or HELP while closed: hours and lines (HELP's carrier text too), no queue."""
+    closed = "after_hours_safe"  # they said YES on the way to "need"
+    for trigger, expected in (("agent", [closed]), ("help", ["help", closed])):
+        conv = await drive_to("need")
+        await INTAKE.handle(conv, turn(trigger.upper(), is_open=False))
+        assert conv.state == "after_hours", trigger
+        assert [s.id for s in conv.replies] == expected
+        assert "enqueue" not in conv.effects
 
 
 async def test_escalate_from_confirm_delete_drops_the_pending_delete() -> None:

@@ -76,9 +76,13 @@ async def test_signed_query_string_is_part_of_the_url(
 async def test_malformed_but_signed_gets_400_not_500(
     client: TestClient, signed_post: SignedPost
 ) -> None:
-    """No From, no MessageSid, a bad NumMedia or a too-long body: 400, nothing stored."""
+    """No From, a From that is no phone number, no MessageSid, a bad NumMedia or a
+    too-long body: 400, nothing stored."""
     for params in (
         {"MessageSid": new_sid(), "Body": "hi"},
+        sms(From="88788"),
+        sms(From="abcdef"),
+        sms(From="+0123"),
         {"From": "+15551230002", "Body": "hi"},
         sms(NumMedia="lots"),
         sms("x" * 1601),
@@ -148,6 +152,9 @@ async def test_status_callback_is_recorded_idempotently(
     assert unknown.status == 200
     bad = await signed_post("/twilio/status", {"MessageSid": "SMout0001", "MessageStatus": "??"})
     assert bad.status == 400
+    for inbound in ("receiving", "received"):  # Twilio's word for our inbound messages
+        ok = await signed_post("/twilio/status", {"MessageSid": "SMin1", "MessageStatus": inbound})
+        assert ok.status == 200
     _ = utcnow
 
 
