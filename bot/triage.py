@@ -318,7 +318,6 @@ def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:
         id=rid,
         label=label,
         patterns=tuple(compiler.pattern(p, where) for p in patterns),
-
         outcomes=outcomes,
         escalates=bool(raw.get("escalates", False)),
         cancels=frozenset(raw.get("cancels", [])),
