@@ -16,7 +16,7 @@ from datetime import datetime
 
 from bot.events import Event, Events
 from bot.settings import Settings
-from bot.store.base import Conflict, Conversation, NotFound, Store, Tx, User
+from bot.store.base import Conflict, Conversation, Message, NotFound, Store, Tx, User
 
 # Minutes an advocate spends on one texter, for the wait estimate until real data exists.
 DEFAULT_HANDLE_MINUTES = 10
@@ -25,6 +25,11 @@ HELD = "with_advocate"
 # Teams a conversation can be routed to (bot.engine.route_team) or transferred between:
 # partner programs sharing one Haven hand texters over with their context, no re-asking.
 TEAMS = ("general", "partner_violence", "trafficking", "spanish")
+# Far beyond any real queue; the store's default page would drop the longest waiters.
+QUEUE_LIMIT = 100_000
+# Role-play texters (bot.dashboard training) use fictional 555-01xx numbers.
+TRAINING_PREFIX = "+1202555"
+DANGER = frozenset({"emergency", "suicide"})
 
 
 @dataclass
@@ -34,9 +39,21 @@ class QueueEntry:
     masked: str  # "…42": the last two digits only
     priority: int  # effective, after aging
     waiting_s: int
-    first_words: str
+    first_words: str  # what best says why they wait: their latest words that raised a label
     safe_to_text: bool | None = None
     labels: list[str] = field(default_factory=list)
+    training: bool = False
+
+
+def telling_words(messages: list[Message]) -> str:
+    """The texter's words that say most about why they wait: the latest that showed danger,
+    else the latest with any label, else the longest (not "hi", "yes" or "skip")."""
+    said = [m for m in messages if m.direction == "in" and m.body.strip()]
+    for wanted in (lambda m: bool(DANGER & set(m.labels)), lambda m: bool(m.labels)):
+        found = [m for m in said if wanted(m)]
+        if found:
+            return found[-1].body
+    return max((m.body for m in said), key=len, default="")
 
 
 def mask_number(phone: str) -> str:
@@ -65,7 +82,7 @@ async def position_and_wait(
     tx: Tx, conv: Conversation, now: datetime, settings: Settings
 ) -> tuple[int, int]:
     """1-based place in the queue and an estimate in whole minutes (at least 1)."""
-    queue = ordered(await tx.list_conversations(states=[QUEUED]), now, settings)
+    queue = ordered(await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings)
     ids = [c.id for c in queue]
     position = ids.index(conv.id) + 1 if conv.id in ids else len(ids) + 1
     users = await tx.list_users()
@@ -77,14 +94,13 @@ async def position_and_wait(
 
 async def snapshot(store: Store, now: datetime, settings: Settings) -> list[QueueEntry]:
     async with store.transaction() as tx:
-        queue = ordered(await tx.list_conversations(states=[QUEUED]), now, settings)
+        queue = ordered(
+            await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
+        )
         entries = []
         for conv in queue:
             texter = await tx.get_texter(conv.texter_id)
-            first = next(
-                (m.body for m in await tx.list_messages(conv.id) if m.direction == "in" and m.body),
-                "",
-            )
+            first = telling_words(await tx.list_messages(conv.id))
             assert conv.queued_at is not None
             entries.append(
                 QueueEntry(
@@ -96,6 +112,7 @@ async def snapshot(store: Store, now: datetime, settings: Settings) -> list[Queu
                     first_words=first[:60],
                     safe_to_text=texter.safe_to_text,
                     labels=list(conv.labels),
+                    training=texter.phone.startswith(TRAINING_PREFIX),
                 )
             )
         return entries
@@ -155,7 +172,9 @@ async def take_next(
     at capacity). Retries past conversations another advocate took a moment earlier."""
     async with store.transaction() as tx:
         fresh = await _ready_to_hold(tx, user.id)  # a clear answer before trying any
-        queue = ordered(await tx.list_conversations(states=[QUEUED]), now, settings)
+        queue = ordered(
+            await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
+        )
     for conv in queue:
         if not settings.cross_team and fresh.teams and conv.team and conv.team not in fresh.teams:
             continue

@@ -43,7 +43,27 @@ MAX_CAPACITY = 10
 MAX_NOTE = 4000
 SHIFT_HOURS = 12
 BUCKET_MINUTES = 5
-TRAINING_PREFIX = "+1202555"  # 555-0100..0199 are reserved for fiction
+TRAINING_PREFIX = queue.TRAINING_PREFIX  # 555-0100..0199 are reserved for fiction
+# Screening answers as an advocate reads them, in the order the flow asks.
+QUESTION_NAMES = {
+    "weapon": "weapon used or threatened",
+    "threats_kill": "threatened to kill",
+    "might_kill": "thinks they might kill",
+    "choked": "ever choked",
+    "under_18": "under 18",
+    "age": "age",
+    "free_to_leave": "free to leave",
+    "id_held": "ID or papers held",
+    "debt": "owes a debt",
+    "minor_sex": "traded sex",
+}
+
+
+def readable_answers(answers: dict[str, Any]) -> list[tuple[str, str]]:
+    order = list(QUESTION_NAMES)
+    known = sorted((k for k in answers if k in QUESTION_NAMES), key=order.index)
+    rest = sorted(k for k in answers if k not in QUESTION_NAMES)
+    return [(QUESTION_NAMES.get(k, k.replace("_", " ")), str(answers[k])) for k in known + rest]
 
 
 def utcnow() -> datetime:
@@ -204,7 +224,12 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The browser's address for login throttling. Behind a platform's router every request
+    comes from the router: its X-Forwarded-For hop (the last one, which the router itself
+    appended) names the browser. Name-based throttling does not depend on this."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    return hops[-1] if hops else (request.remote or "unknown")
 
 
 @routes.post("/login")
@@ -286,7 +311,7 @@ async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
             "conv": e.conversation,
             "since": epoch(e.conversation.queued_at),
             "wait": wait_text(e.waiting_s),
-            "answers": sorted(e.conversation.answers.items()),
+            "answers": readable_answers(e.conversation.answers),
         }
         for e in entries
     ]
@@ -439,7 +464,8 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         holds=conv.state == "with_advocate" and conv.advocate_id == user.id,
         offered=conv.transfer_to == user.id,
         ended=conv.state in ENDED_STATES,
-        answers=sorted(conv.answers.items()),
+        answers=readable_answers(conv.answers),
+        training=texter.phone.startswith(TRAINING_PREFIX),
         **transcript,
     )
     return aiohttp_jinja2.render_template("conversation.html", request, context)

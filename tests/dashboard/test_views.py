@@ -525,3 +525,36 @@ async def test_holder_is_told_when_the_texter_deletes_everything(
         "advocate_id": ana.id,
     }
     await ws.close()
+
+
+async def test_queue_row_says_why_they_wait_and_whether_it_is_safe_to_text(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """The row shows the words that raised the priority (not "hi"), that it is not safe to
+    text, and screening answers in plain words; the conversation page warns before a reply."""
+    await text("hi", number=NUMBER)
+    await text("no", number=NUMBER)  # not safe to text
+    await text("he took my passport and says i owe him", number=NUMBER)
+    await text("AGENT", number=NUMBER)
+    async with client.server.app[STORE].transaction() as tx:
+        (conv,) = await tx.list_conversations(states=["queued"])
+    await make_user("ana")
+    token = await sign_in(client, "ana")
+    html = await (await client.get("/dashboard/queue")).text()
+    row = html[html.index(f'data-cid="{conv.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "he took my passport" in row and ">NO<" in row
+    await post(client, f"/dashboard/conversations/{conv.id}/claim", token)
+    page = await (await client.get(f"/dashboard/conversations/{conv.id}")).text()
+    assert 'id="unsafe-warning"' in page and "NOT safe" in page
+
+
+def test_screening_answers_read_as_plain_words_in_the_flow_order() -> None:
+    """Answer keys become phrases an advocate reads at a glance, in the order asked."""
+    from bot.dashboard.views import readable_answers
+
+    assert readable_answers({"minor_sex": "no", "weapon": "yes", "choked": "skip"}) == [
+        ("weapon used or threatened", "yes"),
+        ("ever choked", "skip"),
+        ("traded sex", "no"),
+    ]
