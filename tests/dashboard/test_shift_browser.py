@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
 from bot.dashboard.accounts import add_user_cli
-from bot.keys import STORE
+from bot.engine import utcnow
+from bot.keys import ENGINE, STORE
 from bot.settings import Settings
 
 from ..conftest import AUTH_TOKEN
@@ -37,6 +39,7 @@ ARGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 TEXTER = "+15551230042"
+TEXTER_IN_DANGER = "+15551230077"
 
 
 def free_port() -> int:
@@ -58,11 +61,13 @@ async def live(settings: Settings) -> AsyncIterator[tuple[TestClient, Settings]]
     await client.close()
 
 
-async def texter_says(client: TestClient, settings: Settings, body: str, n: int) -> None:
+async def texter_says(
+    client: TestClient, settings: Settings, body: str, n: int, number: str = TEXTER
+) -> None:
     params = {
         "MessageSid": f"SM{n:032d}",
         "AccountSid": "AC" + "0" * 32,
-        "From": TEXTER,
+        "From": number,
         "To": "+15559990000",
         "Body": body,
         "NumMedia": "0",
@@ -141,6 +146,8 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
             await ana.get_by_label("Add a note (advocates only, never texted)").fill(
                 "safe until 5pm"
             )
+            await ana.get_by_role("button", name="Save note").click()
+            await expect(ana.locator("ul.notes")).to_contain_text("safe until 5pm")
             await ana.screenshot(path=str(SHOTS / "conversation.png"), full_page=True)
 
             # Ana transfers it to Ben, who sees the offer live and accepts.
@@ -166,6 +173,27 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
             await ben.get_by_role("button", name="Close conversation").click()
             await ben.wait_for_url(base + "/dashboard/queue")
             await expect(sue.locator("table.all")).to_contain_text("closed", timeout=5000)
+
+            # A second texter in danger: on the queue within a second, with 911 in the
+            # reply; unclaimed past a minute, the alarm shows on every advocate's screen
+            # and stays after a reload; "Take next" gives Ben that texter first.
+            await texter_says(client, settings, "hi", 5, TEXTER_IN_DANGER)
+            await texter_says(
+                client, settings, "he has a knife and hes in the house", 6, TEXTER_IN_DANGER
+            )
+            danger_row = ben.locator("table.queue tbody tr").first
+            await expect(danger_row).to_contain_text("P1", timeout=1000)
+            await expect(danger_row).to_contain_text("knife")
+            engine = client.server.app[ENGINE]
+            assert await engine.check_alarms(utcnow() + timedelta(seconds=61))
+            for page in (ana, ben):
+                await expect(page.locator("#alarms .alarm")).to_contain_text(
+                    "Priority-1 texter waiting unclaimed", timeout=1000
+                )
+            await ben.screenshot(path=str(SHOTS / "queue-alarm.png"), full_page=True)
+            await ben.get_by_role("button", name="Take next").click()
+            await ben.wait_for_url(base + "/dashboard/conversations/*")
+            await expect(ben.locator("#transcript")).to_contain_text("knife")
         finally:
             await browser.close()
 
@@ -173,8 +201,11 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
         closed = await tx.list_conversations(states=["closed"])
         audit = await tx.list_audit(conversation_id=closed[0].id if closed else None)
     assert [c.disposition for c in closed] == ["referred"]
+    async with store.transaction() as tx:
+        (taken,) = await tx.list_conversations(states=["with_advocate"])
+    assert taken.priority == 1
     assert {"claim", "view", "reply", "close"} <= {a.action for a in audit}
     assert not problems, problems  # CSP violations and script errors show up here
-    for name in ("queue", "conversation", "supervisor"):
+    for name in ("queue", "conversation", "supervisor", "queue-alarm"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000
     await asyncio.sleep(0)
