@@ -117,6 +117,7 @@ async def start_session(request: web.Request, user: User) -> Session:
     """A fresh session after sign-in (a new cookie and token: no session fixation)."""
     session = await new_session(request)
     session["uid"] = user.id
+    session["epoch"] = user.session_epoch
     session["csrf"] = secrets.token_urlsafe(32)
     return session
 
@@ -134,8 +135,8 @@ async def current_user(request: web.Request) -> User | None:
     except NotFound:
         session.invalidate()
         return None
-    if not user.active:
-        session.invalidate()
+    if not user.active or session.get("epoch") != user.session_epoch:
+        session.invalidate()  # deactivated, or signed out since this cookie was made
         return None
     return user
 

@@ -270,6 +270,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     async with request.app[STORE].transaction() as tx:
         fresh = await tx.get_user(user.id)
         fresh.presence = "offline"  # no hand-overs to someone who has left
+        fresh.session_epoch += 1  # every copy of this session's cookie stops working
         await tx.save_user(fresh)
         await tx.audit(user.id, "logout", None, "", utcnow())
     publish(request, "presence", user_id=user.id)

@@ -107,6 +107,7 @@ class User:
     capacity: int = 3
     active: bool = True
     created_at: datetime | None = None
+    session_epoch: int = 0  # bumped at sign-out: older session cookies stop working
 
 
 @dataclass

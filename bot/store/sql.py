@@ -274,6 +274,7 @@ class SqlTx(Tx):
             capacity=r["capacity"],
             active=bool(r["active"]),
             created_at=self._dt(r["created_at"]),
+            session_epoch=r["session_epoch"],
         )
 
     def _note(self, r: Row) -> Note:
@@ -732,7 +733,7 @@ class SqlTx(Tx):
             raise Conflict(f"the user name {user.name!r} is taken")
         n = await self._execute(
             "UPDATE users SET name = ?, role = ?, password_hash = ?, teams = ?, presence = ?,"
-            " capacity = ?, active = ? WHERE id = ?",
+            " capacity = ?, active = ?, session_epoch = ? WHERE id = ?",
             user.name,
             user.role,
             user.password_hash,
@@ -740,6 +741,7 @@ class SqlTx(Tx):
             user.presence,
             user.capacity,
             int(user.active),
+            user.session_epoch,
             user.id,
         )
         if n == 0:

@@ -209,13 +209,22 @@ async def test_a_name_spray_from_one_browser_does_not_lock_out_colleagues(
     assert colleague.status == 303
 
 
-async def test_logout_ends_the_session(client: TestClient, make_user: MakeUser) -> None:
-    """After signing out, the same cookie jar gets 401 from the dashboard."""
+async def test_logout_ends_the_session(
+    client: TestClient, second_client: TestClient, make_user: MakeUser
+) -> None:
+    """After signing out, the same cookie jar gets 401 from the dashboard, and so does a
+    copy of the session cookie taken before (stolen, or left in another tab's jar)."""
     await make_user("ana")
     token = await sign_in(client, "ana")
+    cookie = next(c for c in client.session.cookie_jar if c.key == COOKIE_NAME)
+    second_client.session.cookie_jar.update_cookies({COOKIE_NAME: cookie.value})
+    copied = await second_client.get("/dashboard/queue.json", allow_redirects=False)
+    assert copied.status == 200  # the copy works while the session stands
     out = await client.post("/logout", data={"_csrf": token}, allow_redirects=False)
     assert out.status == 303
     assert (await client.get("/dashboard/queue", allow_redirects=False)).status == 401
+    replayed = await second_client.get("/dashboard/queue.json", allow_redirects=False)
+    assert replayed.status == 401
 
 
 async def test_a_deactivated_account_loses_its_session(
