@@ -318,6 +318,10 @@ def said_no(ev: EventData) -> bool:
     return keywords.answer(_turn(ev).text) == "no"
 
 
+def said_skip(ev: EventData) -> bool:
+    return keywords.answer(_turn(ev).text) in ("skip", "unsure")
+
+
 def disclosed_need(ev: EventData) -> bool:
     """Instead of YES/NO they told us what is wrong (triage found it)."""
     return need_from_labels(_turn(ev).labels) is not None
@@ -570,6 +574,8 @@ TABLE: tuple[Row, ...] = (
     row("message", "safety_check", None, when=media_only),
     row("message", "safety_check", "need", when=said_yes, then=(mark_safe, ask_need)),
     row("message", "safety_check", "paused", when=said_no, then=(mark_unsafe, say("paused"))),
+    # SKIP or "not sure": go on, but nothing will ever be sent unprompted (still None).
+    row("message", "safety_check", "need", when=said_skip, then=ask_need),
     row(
         "message",
         "safety_check",

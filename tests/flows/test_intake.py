@@ -598,3 +598,12 @@ def test_message_ids_cover_every_question() -> None:
     ids = INTAKE.message_ids
     assert {"welcome", "queued", "q_weapon", "q_minor_sex", "stopped", "nudge"} <= ids
     assert "danger_emergency" not in ids  # the engine's, not the flow's
+
+
+@pytest.mark.parametrize("reply", ["SKIP", "not sure", "saltar"])
+async def test_skip_at_the_safety_check_goes_on_without_a_yes(reply: str) -> None:
+    """Every question can be skipped, this one too: the intake goes on, and with no YES
+    on record Haven will never text them unprompted."""
+    conv = await drive_to("safety_check")
+    assert await send(conv, reply) == ["need_question"]
+    assert conv.state == "need" and conv.safe_to_text is None
