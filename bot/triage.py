@@ -21,6 +21,12 @@ Pattern syntax (one pattern is one string of space-separated elements):
   a_b|c       "a b" or "c" (a phrase as one alternative)
   x?          the element is optional   .. / ...  up to 3 / 6 other words (never "not")
   #           any number (also as an alternative: "#|many")
+  ##          a number of two digits or more ("took 30 pills", not "took 2 advil")
+  $           the end of the sentence ("im gonna jump $", not "jump in the pool")
+
+A message sent in pieces ("he has\na gun") is read as one text: a line break is a
+boundary only between two lines of four words or more. Laughter ("jajaja", "lmao",
+"hahaha") is one token, "lol", so idioms can tell a joke ("he'll kill me lol").
 """
 
 from __future__ import annotations
@@ -109,6 +115,8 @@ _DEFAULTS: dict[str, dict[str, str]] = {
     "trafficking": {"negated": "drop", "past": "keep", "recent": "keep", "hypothetical": "keep"},
     "abuse": {"negated": "drop", "past": "keep", "recent": "keep", "hypothetical": "keep"},
     "context": {"negated": "drop", "past": "drop", "recent": "drop", "hypothetical": "drop"},
+    # Labels nothing and escalates nothing: only cancels other signals ("filter:employer").
+    "filter": {"negated": "drop", "past": "drop", "recent": "drop", "hypothetical": "drop"},
 }
 
 
@@ -120,12 +128,14 @@ class Rule:
     outcomes: Mapping[str, str]
     escalates: bool  # with a present-danger context this becomes an emergency
     cancels: frozenset[str]  # signal ids this rule overrides
+    needs: tuple[frozenset[str] | None, ...] = ()  # per pattern: one of these words or no match
+    implies_abuse: bool = True  # an emergency from a person is abuse too (not an overdose)
 
 
 @dataclass
 class Lexicon:
     rules: list[Rule]
-    idioms: list[tuple[str, re.Pattern[str]]]
+    idioms: list[tuple[str, re.Pattern[str], frozenset[str] | None]]
     markers: dict[str, list[re.Pattern[str]]]  # "past" | "recent" | "hypothetical"
     negation: dict[str, int]  # cue -> how many words back it reaches
     clause_breaks: frozenset[str]  # words that end a negation scope
@@ -138,6 +148,32 @@ class Lexicon:
     squeezed: dict[str, dict[str, str]]  # language -> squeezed form -> word
     sounds: dict[str, str]  # Spanish sound-alike key -> word
     fuzzy: dict[str, dict[str, list[str]]]  # language -> first letter -> repair targets
+    # Word -> the (rule index, pattern index) of patterns that cannot match without it, and
+    # the patterns no word announces: a message only tries the patterns its words allow.
+    by_word: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    unindexed: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        by_word: dict[str, list[tuple[int, int]]] = {}
+        unindexed = []
+        for r, rule in enumerate(self.rules):
+            for p, needs in enumerate(rule.needs):
+                if needs is None:
+                    unindexed.append((r, p))
+                for word in needs or ():
+                    by_word.setdefault(word, []).append((r, p))
+        self.by_word = {word: tuple(slots) for word, slots in by_word.items()}
+        self.unindexed = tuple(unindexed)
+
+    def candidates(self, words: Iterable[str]) -> dict[int, list[int]]:
+        """Rule index -> indexes of its patterns that the words could match, in order."""
+        slots = set(self.unindexed)
+        for word in words:
+            slots.update(self.by_word.get(word, ()))
+        out: dict[int, list[int]] = {}
+        for r, p in sorted(slots):
+            out.setdefault(r, []).append(p)
+        return out
 
 
 class _Compiler:
@@ -153,6 +189,54 @@ class _Compiler:
         except re.error as exc:  # pragma: no cover - the element checks catch it first
             raise LexiconError(f"{where}: pattern {source!r}: {exc}") from exc
 
+    def needs(self, source: str) -> frozenset[str] | None:
+        """Words of which a text must hold one for `source` to match (None: no such set).
+
+        Taken from the required element with the fewest choices, so most patterns are
+        skipped without running their regular expression."""
+        best: frozenset[str] | None = None
+        for element in fold(source).split():
+            if element.endswith("?") and len(element) > 1:
+                continue
+            words = self.first_words(element, ())
+            if words is not None and (best is None or len(words) < len(best)):
+                best = words
+        return best
+
+    def first_words(self, core: str, stack: tuple[str, ...]) -> frozenset[str] | None:
+        """Words one of which starts any match of element `core` (None: not known)."""
+        if core in ("..", "...", "$"):
+            return None
+        found: set[str] = set()
+        for alt in core.split("|"):
+            if alt.startswith("@"):
+                name = alt[1:]
+                if name in stack or name not in self.classes:
+                    return None
+                for entry in self.classes[name]:
+                    words = self.sequence_first(fold(entry).split(), (*stack, name))
+                    if words is None:
+                        return None
+                    found |= words
+            elif alt.endswith("*") or alt.startswith("#"):
+                return None
+            else:
+                found.add(alt.split("_")[0])
+        return frozenset(found)
+
+    def sequence_first(self, elements: list[str], stack: tuple[str, ...]) -> frozenset[str] | None:
+        """First words of a sequence: an optional first element lets the next one start."""
+        found: set[str] = set()
+        for element in elements:
+            optional = element.endswith("?") and len(element) > 1
+            words = self.first_words(element[:-1] if optional else element, stack)
+            if words is None:
+                return None
+            found |= words
+            if not optional:
+                return frozenset(found)
+        return None  # every element optional
+
     def sequence(self, source: str, where: str, stack: tuple[str, ...]) -> str:
         parts = []
         for element in fold(source).split():
@@ -167,10 +251,15 @@ class _Compiler:
     def element(self, core: str, source: str, where: str, stack: tuple[str, ...]) -> str:
         if core in ("..", "..."):
             return self.gap_word + ("{0,3}" if core == ".." else "{0,6}")
+        if core == "$":
+            return rf"(?= {re.escape(BOUNDARY)} | ?$)"
         alts = []
         for alt in core.split("|"):
             if alt == "#":
                 alts.append(" [0-9]+")
+                continue
+            if alt == "##":
+                alts.append(" [0-9]{2,}")
                 continue
             if alt.startswith("@"):
                 alts.append(self.klass(alt[1:], where, stack))
@@ -227,7 +316,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
     compiler = _Compiler(classes, negation)
 
     rules: list[Rule] = []
-    idioms: list[tuple[str, re.Pattern[str]]] = []
+    idioms: list[tuple[str, re.Pattern[str], frozenset[str] | None]] = []
     literal: dict[str, set[str]] = {}
     for lang, data in by_lang.items():
         sources: list[str] = []
@@ -237,7 +326,10 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             sources += raw["patterns"]
         for i, raw in enumerate(data.get("idiom", [])):
             where = f"{lang}.toml idiom #{i + 1}"
-            idioms += [(str(raw["id"]), compiler.pattern(p, where)) for p in raw["patterns"]]
+            idioms += [
+                (str(raw["id"]), compiler.pattern(p, where), compiler.needs(p))
+                for p in raw["patterns"]
+            ]
         sources += [e for name in data.get("classes", {}) for e in classes[name]]
         literal[lang] = _words_of(sources)
 
@@ -321,6 +413,8 @@ def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:
         outcomes=outcomes,
         escalates=bool(raw.get("escalates", False)),
         cancels=frozenset(raw.get("cancels", [])),
+        needs=tuple(compiler.needs(p) for p in patterns),
+        implies_abuse=bool(raw.get("implies_abuse", True)),
     )
 
 
@@ -362,6 +456,9 @@ def priority_for(labels: frozenset[str]) -> int:
 # --- tokens -------------------------------------------------------------------------------
 
 
+_CLITIC = re.compile(r"(?:ndo|[aei]r)(?:me|te|se|la|lo|le|nos|les|las|los)$")
+
+
 @lru_cache(maxsize=8192)
 def _repair(word: str, lang: str) -> str:
     """The lexicon word an unknown token most likely misspells, or the token itself."""
@@ -375,7 +472,9 @@ def _repair(word: str, lang: str) -> str:
         sound = lex.sounds.get(_es_sound(word))
         if sound:
             return sound
-    if len(word) < 5:
+    if len(word) < 5 or (lang == "es" and _CLITIC.search(word)):
+        # A verb with a pronoun attached ("matarse", "mirandola") is no dictionary word, and
+        # one slip away from another person's ("matarme", "matandola"): never guessed at.
         return word
     # Typos of five letters or more: one slip, two from eight letters; same first letter.
     limit = 2 if len(word) >= 8 else 1
@@ -384,12 +483,33 @@ def _repair(word: str, lang: str) -> str:
     return str(best[0]) if best else word
 
 
+# Laughter, one token "lol": "jajaja", "hehe", "jsjsjs", "lool", "lmfao", "xD", "jk".
+_LAUGH = re.compile(
+    r"a?(?:(?:[jh]a){2,}|(?:[jh]e){2,}|(?:[jh]i){2,})[jh]?|(?:js){2,}j?|lo+l+|lmf?a+o+|rofl|x+d+|jk"
+)
+_LONG_LINE = 4  # words: a line break between two lines this long ends a sentence
+
+
+def _join_pieces(text: str) -> str:
+    """Line breaks inside a message sent in pieces ("he has\na gun") become spaces."""
+    lines = text.replace("\r", "").split("\n")
+    if len(lines) == 1:
+        return text
+    sizes = [len(_WORD.findall(line)) for line in lines]
+    out = [lines[0]]
+    for i in range(1, len(lines)):
+        long_pair = sizes[i - 1] >= _LONG_LINE and sizes[i] >= _LONG_LINE
+        out.append("\n" if long_pair else " ")
+        out.append(lines[i])
+    return "".join(out)
+
+
 def tokens(text: str, language: str) -> list[str]:
     """Normalised words of `text`, with BOUNDARY for punctuation."""
     lex = LEXICON
     other = "es" if language == "en" else "en"
     out: list[str] = []
-    for raw in _TOKEN.findall(_DIGIT_GROUP.sub("", fold(text))):
+    for raw in _TOKEN.findall(_DIGIT_GROUP.sub("", _join_pieces(fold(text)))):
         if not raw[0].isalnum():
             if out and out[-1] != BOUNDARY:
                 out.append(BOUNDARY)
@@ -403,6 +523,9 @@ def tokens(text: str, language: str) -> list[str]:
 
 
 def _expand(raw: str, lang: str, other: str, lex: Lexicon) -> Iterator[str]:
+    if _LAUGH.fullmatch(raw):
+        yield "lol"
+        return
     for form in (raw, raw.replace("'", ""), _squeeze(raw.replace("'", ""))):
         if form in lex.expand[lang]:
             yield from lex.expand[lang][form]
@@ -492,7 +615,10 @@ def triage(text: str, language: str | None = None) -> Triage:
 
     # Idioms first: their words become MASK so no rule can read them.
     text0 = _Text.of(words, lex)
-    for idiom_id, pattern in lex.idioms:
+    present = frozenset(words)
+    for idiom_id, pattern, needs in lex.idioms:
+        if needs is not None and needs.isdisjoint(present):
+            continue
         for first, last in text0.spans(pattern):
             signals.add(f"idiom:{idiom_id}")
             words[first : last + 1] = [MASK] * (last + 1 - first)
@@ -504,10 +630,12 @@ def triage(text: str, language: str | None = None) -> Triage:
     }
     fired: list[Rule] = []
     clean: set[str] = set()  # matched as written: only these escalate
-    for rule in lex.rules:
+    for index, slots in lex.candidates(present).items():
+        rule = lex.rules[index]
         # None: a match stands as written; else why every match was qualified.
         why: str | None = _UNMATCHED
-        for pattern in rule.patterns:
+        for slot in slots:  # only patterns whose needed words the message has
+            pattern = rule.patterns[slot]
             if pattern.search(body.padded) is None:
                 continue  # most patterns miss; skip the span bookkeeping
             for first, last in body.spans(pattern):
@@ -530,10 +658,13 @@ def triage(text: str, language: str | None = None) -> Triage:
                 signals.add("abuse:demoted")
 
     cancelled = {c for rule in fired for c in rule.cancels}
-    labels = {r.label for r in fired if r.id not in cancelled} & set(LABELS)
-    if "abuse:demoted" in signals or "emergency" in labels:
+    kept = [r for r in fired if r.id not in cancelled]
+    labels = {r.label for r in kept} & set(LABELS)
+    harm = any(r.label == "emergency" and r.implies_abuse for r in kept)
+    if ("abuse:demoted" in signals or harm) and "trafficking" not in labels:
         # Harm happening now from a person is abuse too; it keeps the texter in the right
-        # team's queue when the emergency itself passes.
+        # team's queue when the emergency itself passes. (Harm from a trafficker is the
+        # trafficking team's, and an overdose is no one else's harm.)
         labels.add("abuse")
     live = clean - cancelled
     if any(s.startswith("context:") for s in live) and any(
