@@ -18,7 +18,7 @@ from bot import metrics
 from bot.events import Event, Events
 from bot.hours import Hours, in_unsafe_hours, parse_hours
 from bot.logs import get_logger
-from bot.queue import position_and_wait
+from bot.queue import TRAINING_PREFIX, effective_priority, position_and_wait
 from bot.settings import Settings
 from bot.sms.webhook import InboundSms
 from bot.store.base import (
@@ -41,7 +41,8 @@ log = get_logger("haven.engine")
 
 # Timers run only while the texter is still in Haven's intake (the flow decides what each
 # timer does in each state: paused is never nudged, for one).
-TIMED_STATES = INTAKE_STATES
+# An unanswered DELETE question lapses on the nudge timer (back to where they were).
+TIMED_STATES = INTAKE_STATES | {"confirm_delete"}
 TEAM_BY_LABEL = (("trafficking", "trafficking"), ("abuse", "partner_violence"))
 
 
@@ -164,6 +165,7 @@ class Engine:
             is_open=self.hours.is_open(now),
         )
         held = model.held
+        holder = conv.advocate_id  # told of whatever happens, even if this lets them go
         if result.danger and not held and model.state in INTAKE.escalate_states:
             await INTAKE.escalate(model, turn)
         else:
@@ -191,7 +193,7 @@ class Engine:
                     },
                 )
             )
-        texts = await self._finish(tx, conv, texter, model, replies, now, events)
+        texts = await self._finish(tx, conv, texter, model, replies, now, events, holder)
         return Outcome(texts, conv.id if "delete_all" not in model.effects else None)
 
     def _apply_triage(self, conv: Conversation, result: Triage, now: datetime) -> bool:
@@ -245,6 +247,7 @@ class Engine:
         restart_timers: bool = False,
     ) -> None:
         model.data.pop("exit_keywords", None)
+        before = conv.state
         conv.state = model.state
         conv.language = model.language
         conv.priority = min(conv.priority, model.priority)
@@ -262,7 +265,9 @@ class Engine:
         texter.language = model.language
         texter.safe_to_text = model.safe_to_text
         texter.opted_out = model.opted_out
-        if "enqueue" in model.effects and conv.queued_at is None:
+        rejoined = before not in ("queued", "with_advocate", "confirm_delete")
+        if "enqueue" in model.effects and (conv.queued_at is None or rejoined):
+            # A texter back after STOP/START or a pause waits from now, not from before.
             conv.queued_at = now
             conv.team = route_team(conv)
         if conv.state not in TIMED_STATES:
@@ -282,6 +287,7 @@ class Engine:
         replies: Sequence[Say],
         now: datetime,
         events: list[Event],
+        holder: int | None = None,
     ) -> list[str]:
         """Persist the step, carry out its effects and render its replies (after saving,
         so a queue position counts this texter at its new priority)."""
@@ -294,7 +300,7 @@ class Engine:
                     {
                         "conversation_id": conv.id,
                         "state": "deleted",
-                        "advocate_id": conv.advocate_id,
+                        "advocate_id": holder,
                     },
                 )
             )
@@ -302,6 +308,8 @@ class Engine:
             return texts
         await tx.save_texter(texter)
         await tx.save_conversation(conv)
+        if texter.opted_out:  # carriers would refuse them: nothing waiting goes out
+            await tx.cancel_outbox(conv.id, "opted_out", now)
         texts = [await self._render(tx, conv, say, now) for say in replies]
         if "purge" in model.effects:
             await tx.purge_conversation(conv.id)
@@ -312,7 +320,10 @@ class Engine:
                 )
         if "enqueue" in model.effects or conv.state in ("queued", "exited", "opted_out"):
             events.append(Event("queue", {}))
-        events.append(Event("conversation", {"conversation_id": conv.id, "state": conv.state}))
+        change: dict[str, Any] = {"conversation_id": conv.id, "state": conv.state}
+        if holder is not None:
+            change["advocate_id"] = holder  # the holder's screen hears of STOP or EXIT too
+        events.append(Event("conversation", change))
         return texts
 
     async def _render(self, tx: Tx, conv: Conversation, say: Say, now: datetime) -> str:
@@ -365,9 +376,7 @@ class Engine:
         async with self.store.transaction(lock_key=phone_hash) as tx:
             conv = await tx.get_conversation(conversation_id)
             texter = await tx.get_texter(conv.texter_id)
-            if conv.state != "with_advocate" or (
-                conv.advocate_id != user.id and user.role == "advocate"
-            ):
+            if not is_held(conv) or (conv.advocate_id != user.id and user.role == "advocate"):
                 raise Conflict("you do not hold that conversation")
             if texter.opted_out:
                 raise Conflict("this texter has opted out; they must text START first")
@@ -418,8 +427,9 @@ class Engine:
                     self._apply_model(conv, texter, model, now)
                     conv.nudge_at = conv.expire_at = None
                 elif conv.nudge_at is not None and conv.nudge_at <= now:
-                    if may_text_first(texter, now, self.hours):
-                        await INTAKE.timer(model, "nudge", now)
+                    # The flow decides (a nudge needs a YES; a DELETE question lapses);
+                    # _send_unprompted applies rule 2 to whatever it says.
+                    await INTAKE.timer(model, "nudge", now)
                     model.data["nudged"] = True
                     self._apply_model(conv, texter, model, now)
                     conv.nudge_at = None
@@ -462,6 +472,10 @@ class Engine:
             self.events.publish(Event("queue", {}))
         return len(waiting)
 
+    async def _training(self, conv: Conversation) -> bool:
+        async with self.store.transaction() as tx:
+            return (await tx.get_texter(conv.texter_id)).phone.startswith(TRAINING_PREFIX)
+
     async def check_alarms(self, now: datetime | None = None) -> list[int]:
         """Priority-1 texters waiting unclaimed longer than alarm_after: alarm once each."""
         now = now or utcnow()
@@ -470,7 +484,8 @@ class Engine:
         raised = []
         for conv in waiting:
             if (
-                conv.priority == 1
+                effective_priority(conv, now, self.settings) == 1
+                and not await self._training(conv)
                 and conv.advocate_id is None
                 and conv.queued_at is not None
                 and (now - conv.queued_at).total_seconds() >= self.settings.alarm_after

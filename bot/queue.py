@@ -22,6 +22,8 @@ from bot.store.base import Conflict, Conversation, Message, NotFound, Store, Tx,
 DEFAULT_HANDLE_MINUTES = 10
 QUEUED = "queued"
 HELD = "with_advocate"
+# Held, or held while the texter answers DELETE's question: the advocate can still act.
+HELD_STATES = (HELD, "confirm_delete")
 # Teams a conversation can be routed to (bot.engine.route_team) or transferred between:
 # partner programs sharing one Haven hand texters over with their context, no re-asking.
 TEAMS = ("general", "partner_violence", "trafficking", "spanish")
@@ -129,9 +131,13 @@ async def locked(store: Store, conversation_id: int) -> AsyncIterator[tuple[Tx, 
         yield tx, await tx.get_conversation(conversation_id)
 
 
-def _publish(events: Events | None, conv: Conversation) -> None:
+def _publish(events: Events | None, conv: Conversation, holder: int | None = None) -> None:
+    """`holder`: who held it before this change, so their screen hears of it too."""
     if events is not None:
-        events.publish(Event("conversation", {"conversation_id": conv.id, "state": conv.state}))
+        change: dict[str, object] = {"conversation_id": conv.id, "state": conv.state}
+        if holder is not None and holder != conv.advocate_id:
+            change["advocate_id"] = holder
+        events.publish(Event("conversation", change))
         events.publish(Event("queue", {}))
 
 
@@ -145,7 +151,7 @@ async def _ready_to_hold(tx: Tx, user_id: int, *, by_other: bool = False) -> Use
         raise Conflict(f"{user.name} cannot hold conversations")
     if by_other and user.presence == "offline":
         raise Conflict(f"{user.name} is offline")
-    held = len(await tx.list_conversations(states=[HELD], advocate_id=user.id))
+    held = len(await tx.list_conversations(states=list(HELD_STATES), advocate_id=user.id))
     if held >= user.capacity:
         raise Conflict(f"{user.name} is holding {held} of {user.capacity} conversations")
     return user
@@ -175,9 +181,16 @@ async def take_next(
         queue = ordered(
             await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
         )
+        role_play = {
+            c.id
+            for c in queue
+            if (await tx.get_texter(c.texter_id)).phone.startswith(TRAINING_PREFIX)
+        }
     for conv in queue:
         if not settings.cross_team and fresh.teams and conv.team and conv.team not in fresh.teams:
             continue
+        if conv.id in role_play:
+            continue  # a rehearsal is taken on purpose ("Take"), never instead of a texter
         try:
             return await claim(store, conv.id, fresh, now, events)
         except NotFound:
@@ -198,7 +211,7 @@ async def offer_transfer(
     events: Events | None = None,
 ) -> Conversation:
     async with locked(store, conversation_id) as (tx, conv):
-        if conv.state != HELD or conv.advocate_id != from_user.id:
+        if conv.state not in HELD_STATES or conv.advocate_id != from_user.id:
             raise Conflict("you do not hold that conversation")
         if to_user_id == from_user.id:
             raise Conflict("choose another advocate")
@@ -217,7 +230,7 @@ async def accept_transfer(
     store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
 ) -> Conversation:
     async with locked(store, conversation_id) as (tx, conv):
-        if conv.transfer_to != user.id or conv.state != HELD:
+        if conv.transfer_to != user.id or conv.state not in HELD_STATES:
             raise Conflict("there is no transfer waiting for you")
         await _ready_to_hold(tx, user.id)
         previous = conv.advocate_id
@@ -233,11 +246,40 @@ async def accept_transfer(
     return conv
 
 
+async def sign_out(
+    store: Store, user: User, now: datetime, events: Events | None = None
+) -> list[int]:
+    """An advocate leaving: everyone they hold goes back to the queue in their place (no
+    texter is left held by someone who is gone), and offers to them are withdrawn."""
+    async with store.transaction() as tx:
+        held = await tx.list_conversations(states=list(HELD_STATES), advocate_id=user.id)
+        offered = [
+            c.id
+            for c in await tx.list_conversations(states=list(HELD_STATES))
+            if c.transfer_to == user.id
+        ]
+    released = []
+    for cid in [c.id for c in held]:
+        try:
+            await release(store, cid, user, now, events)
+            released.append(cid)
+        except (Conflict, NotFound):
+            continue  # the texter moved on meanwhile
+    for cid in offered:
+        async with locked(store, cid) as (tx, conv):
+            if conv.transfer_to == user.id:
+                conv.transfer_to, conv.updated_at = None, now
+                await tx.save_conversation(conv)
+        if events is not None:
+            _publish(events, conv)
+    return released
+
+
 async def decline_transfer(
     store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
 ) -> Conversation:
     async with locked(store, conversation_id) as (tx, conv):
-        if conv.transfer_to != user.id or conv.state != HELD:
+        if conv.transfer_to != user.id or conv.state not in HELD_STATES:
             raise Conflict("there is no transfer waiting for you")
         conv.transfer_to, conv.updated_at = None, now
         await tx.save_conversation(conv)
@@ -259,14 +301,17 @@ async def release(
     if team is not None and team not in TEAMS:
         raise ValueError(f"team must be one of: {', '.join(TEAMS)}")
     async with locked(store, conversation_id) as (tx, conv):
-        if conv.state != HELD or (conv.advocate_id != user.id and user.role == "advocate"):
+        if conv.state not in HELD_STATES or (
+            conv.advocate_id != user.id and user.role == "advocate"
+        ):
             raise Conflict("you do not hold that conversation")
+        holder = conv.advocate_id
         conv.state, conv.advocate_id, conv.transfer_to, conv.updated_at = QUEUED, None, None, now
         conv.queued_at = conv.queued_at or now
         conv.team = team or conv.team
         await tx.save_conversation(conv)
         await tx.audit(user.id, "release", conv.id, f"team {team}" if team else "", now)
-    _publish(events, conv)
+    _publish(events, conv, holder)
     return conv
 
 
@@ -286,11 +331,12 @@ async def reassign(
         if conv.advocate_id == to_user_id:
             raise Conflict("they already hold it")
         target = await _ready_to_hold(tx, to_user_id, by_other=True)
+        holder = conv.advocate_id
         conv.state, conv.advocate_id, conv.transfer_to = HELD, target.id, None
         conv.claimed_at = conv.updated_at = now
         await tx.save_conversation(conv)
         await tx.audit(supervisor.id, "reassign", conv.id, f"to user {target.id}", now)
-    _publish(events, conv)
+    _publish(events, conv, holder)
     return conv
 
 
@@ -317,7 +363,9 @@ async def close(
     if disposition not in DISPOSITIONS:
         raise ValueError(f"disposition must be one of: {', '.join(DISPOSITIONS)}")
     async with locked(store, conversation_id) as (tx, conv):
-        if conv.state != HELD or (conv.advocate_id != user.id and user.role == "advocate"):
+        if conv.state not in HELD_STATES or (
+            conv.advocate_id != user.id and user.role == "advocate"
+        ):
             raise Conflict("you do not hold that conversation")
         conv.state, conv.disposition, conv.closed_at, conv.updated_at = (
             "closed",

@@ -346,6 +346,10 @@ def raised_or_asks_wait(ev: EventData) -> bool:
     return turn.raised or keywords.asks_about_wait(turn.text)
 
 
+def is_opted_out(ev: EventData) -> bool:
+    return _conv(ev).opted_out
+
+
 def safe_to_text(ev: EventData) -> bool:
     return _conv(ev).safe_to_text is True
 
@@ -562,7 +566,8 @@ _INTAKE_AFTER_NEW = INTAKE_STATES - {"new"}
 TABLE: tuple[Row, ...] = (
     # Held by an advocate: Haven says nothing itself (keywords below still work).
     row("message", ANY, None, when=held),
-    row("help", ANY, None, when=held),
+    # HELP while held: carriers require an answer to HELP, so it gets the help text.
+    row("help", ANY, None, when=held, then=say("help")),
     row("agent", ANY, None, when=held),
     row("language", ANY, None, when=held, then=set_language),
     # The first message of a conversation gets the welcome (or the hours, when closed).
@@ -671,6 +676,11 @@ TABLE: tuple[Row, ...] = (
         unless=held,
         then=nudge,
     ),
+    # An unanswered DELETE question lapses quietly: back where they were, nothing deleted.
+    *(
+        row("nudge", "confirm_delete", s, when=came_from(s), then=forget_delete, back=True)
+        for s in RETURNABLE
+    ),
     row("nudge", ANY, None),
     row("expire", EXPIRE_STATES, "expired"),
     row("expire", ANY, None),
@@ -678,6 +688,13 @@ TABLE: tuple[Row, ...] = (
     # Opted out: carriers carry nothing to them until START, so no advocate could answer;
     # the engine gives the numbers, and this says how to reach a person.
     row("escalate", "opted_out", None, then=say("start_for_person")),
+    row(
+        "escalate",
+        "confirm_delete",
+        "opted_out",
+        when=is_opted_out,
+        then=(forget_delete, say("start_for_person")),
+    ),
     # Closed: the numbers (from the engine), the hours and the lines; first in line at opening.
     row(
         "escalate",
@@ -781,8 +798,9 @@ class IntakeFlow:
             origin = conv.state
             trigger, kw = self._classify(conv, turn.text)
             await self._fire(step, trigger, turn=turn, keyword=kw, origin=origin)
-            if trigger == "decline":
-                # Back in the earlier state: the message is handled there.
+            if trigger == "decline" and not keywords.declines(turn.text):
+                # Back in the earlier state: the message is handled there ("no" only
+                # answered our question, and must not answer the one before it).
                 trigger, kw = self._classify(conv, turn.text)
                 await self._fire(step, trigger, turn=turn, keyword=kw, origin=conv.state)
 

@@ -176,6 +176,14 @@ def confirms_delete(text: str) -> bool:
     return norm in DELETE_WORDS or norm in _CONFIRM_EXTRA
 
 
+_KEEP = frozenset({"keep", "keep it", "dont delete", "conservar", "no borrar", "no lo borres"})
+
+
+def declines(text: str) -> bool:
+    """Whether a reply to DELETE's question only says no ("no", "keep it", "no borrar")."""
+    return answer(text) == "no" or normalise(text) in _KEEP
+
+
 def choice(text: str) -> int | None:
     """A menu choice 1-4 when the whole message is the number ("2", "#2", "two", "dos")."""
     norm = normalise(text)

@@ -403,3 +403,66 @@ async def test_queue_position_counts_the_new_priority(client: TestClient, text: 
     reply = joined(await text("he has a knife and he's hitting me", "+15551230103"))
     assert "911" in reply
     assert re.search(r"number 1 in line", reply), reply
+
+
+async def test_stop_cancels_texts_still_waiting_to_go(client: TestClient, text: Text) -> None:
+    """An advocate's reply waits in the outbox when the texter sends STOP: it is never
+    sent, and the transcript shows it failed (opted out)."""
+    from bot.queue import claim
+
+    await text("hi")
+    await text("AGENT")
+    async with client.app[STORE].transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
+    conv = await conversation(client.app)
+    assert conv is not None
+    await claim(client.app[STORE], conv.id, ana, utcnow())
+    from bot.sms.outbox import OutboxWorker
+
+    # Written a moment from now, so no worker can send it before the STOP arrives.
+    soon = utcnow() + timedelta(minutes=1)
+    reply = await client.app[ENGINE].send_from_advocate(conv.id, ana, "are you there?", soon)
+    await text("STOP")
+    sender = client.app[SENDER]
+    worker = OutboxWorker(client.app[STORE], sender, client.app[ENGINE].settings)
+    assert await worker.run_once(soon + timedelta(minutes=1)) == 0
+    assert all("are you there" not in body for _to, body in sender.sent)  # type: ignore[attr-defined]
+    (stored,) = [m for m in await messages(client.app, conv.id) if m.id == reply.id]
+    assert (stored.status, stored.error_code) == ("failed", "opted_out")
+
+
+async def test_back_after_stop_and_start_waits_from_now(client: TestClient, text: Text) -> None:
+    """Queued, STOP, then START and AGENT hours later: the wait counts from rejoining, so
+    they are not aged ahead of texters in danger."""
+    from bot.queue import effective_priority
+
+    await text("hi")
+    await text("AGENT")
+    await text("STOP")
+    later = utcnow() + timedelta(hours=3)
+    await client.app[ENGINE].handle_inbound(inbound("START"), now=later)
+    await client.app[ENGINE].handle_inbound(inbound("AGENT"), now=later)
+    conv = await conversation(client.app)
+    assert conv is not None and conv.state == "queued"
+    assert conv.queued_at == later
+    assert effective_priority(conv, later, client.app[ENGINE].settings) == 4
+
+
+def inbound(body: str, number: str = NUMBER) -> Any:
+    from bot.sms.webhook import InboundSms
+    from tests.conftest import new_sid
+
+    return InboundSms(new_sid(), number, "+15559990000", body)
+
+
+async def test_an_aged_texter_raises_the_unclaimed_alarm(client: TestClient, text: Text) -> None:
+    """A priority-2 texter who has waited past one aging step is priority 1 in the queue,
+    and the unclaimed alarm treats them so."""
+    await text("my boss keeps my passport and says i owe him")
+    await text("AGENT")
+    conv = await conversation(client.app)
+    assert conv is not None and conv.priority == 2 and conv.queued_at is not None
+    engine = client.app[ENGINE]
+    assert await engine.check_alarms(conv.queued_at + timedelta(minutes=10)) == []
+    aged = conv.queued_at + timedelta(seconds=engine.settings.aging_every + 61)
+    assert await engine.check_alarms(aged) == [conv.id]

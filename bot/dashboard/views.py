@@ -267,6 +267,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 @require_role(*ANY_STAFF)
 async def logout(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
+    # Nobody stays held by someone who has gone: they go back to the queue in their place.
+    await queue.sign_out(request.app[STORE], user, utcnow(), request.app[EVENTS])
     async with request.app[STORE].transaction() as tx:
         fresh = await tx.get_user(user.id)
         fresh.presence = "offline"  # no hand-overs to someone who has left
@@ -293,7 +295,7 @@ async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
     store = request.app[STORE]
     entries = await queue.snapshot(store, now, request.app[SETTINGS])
     async with store.transaction() as tx:
-        held = await tx.list_conversations(states=["with_advocate"])
+        held = await tx.list_conversations(states=list(queue.HELD_STATES))
         mine: list[dict[str, Any]] = []
         offers: list[dict[str, Any]] = []
         for conv in held:
@@ -462,7 +464,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         holder=holder,
         canned=canned(conv.language),
         dispositions=queue.DISPOSITIONS,
-        holds=conv.state == "with_advocate" and conv.advocate_id == user.id,
+        holds=conv.state in queue.HELD_STATES and conv.advocate_id == user.id,
         offered=conv.transfer_to == user.id,
         ended=conv.state in ENDED_STATES,
         answers=readable_answers(conv.answers),
@@ -634,7 +636,7 @@ async def supervisor_context(request: web.Request) -> dict[str, Any]:
         convs = await tx.list_conversations(limit=300)
         users = await tx.list_users()
         names = {u.id: u.name for u in users}
-        load = Counter(c.advocate_id for c in convs if c.state == "with_advocate")
+        load = Counter(c.advocate_id for c in convs if c.state in queue.HELD_STATES)
         rows: list[dict[str, Any]] = []
         for conv in convs:
             if (

@@ -242,9 +242,16 @@ class Tx(abc.ABC):
         """Put an already-added outbound Message (status 'queued') in the outbox."""
 
     @abc.abstractmethod
+    async def cancel_outbox(self, conversation_id: int, error_code: str, now: datetime) -> int:
+        """Fail every item of this conversation still waiting to be sent (not one being sent
+        now), its message marked failed with `error_code`; returns how many."""
+
+    @abc.abstractmethod
     async def claim_outbox(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
-        """Pending items due now, marked 'sending' (FOR UPDATE SKIP LOCKED on PostgreSQL)
-        so a second worker never takes the same one."""
+        """Pending items due now, oldest first, marked 'sending' (FOR UPDATE SKIP LOCKED on
+        PostgreSQL) so a second worker never takes the same one. An item waits while an
+        earlier one of its conversation is being sent or waits for a retry: texts arrive in
+        the order they were written."""
 
     @abc.abstractmethod
     async def finish_outbox(

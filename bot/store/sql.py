@@ -66,7 +66,6 @@ STATUS_ALIASES = {
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _ENDED_SQL = ", ".join(f"'{s}'" for s in sorted(ENDED_STATES))  # constants, not input
 
-NEVER = datetime.max.replace(tzinfo=UTC)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -613,8 +612,16 @@ class SqlTx(Tx):
         rows = await self._fetch(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?"
             " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending'"
-            f" AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?{self._SKIP_LOCKED})"
+            " AND next_attempt_at <= ?"
+            # A conversation's texts go in order: none overtakes an earlier one still waiting
+            # for a retry or being sent.
+            " AND NOT EXISTS (SELECT 1 FROM outbox AS earlier"
+            " WHERE earlier.conversation_id = outbox.conversation_id AND earlier.id < outbox.id"
+            " AND (earlier.status = 'sending'"
+            " OR (earlier.status = 'pending' AND earlier.next_attempt_at > ?)))"
+            f" ORDER BY id LIMIT ?{self._SKIP_LOCKED})"
             " RETURNING *",
+            at,
             at,
             at,
             limit,
@@ -657,7 +664,7 @@ class SqlTx(Tx):
             )
             for r in rows
         ]
-        items.sort(key=lambda i: (i.next_attempt_at or NEVER, i.id))
+        items.sort(key=lambda i: i.id)  # the order they were written
         return items
 
     async def finish_outbox(
@@ -680,6 +687,18 @@ class SqlTx(Tx):
         )
         if n == 0:  # e.g. a quick exit deleted it while it was being sent
             raise NotFound(f"no outbox item {item_id}")
+
+    async def cancel_outbox(self, conversation_id: int, error_code: str, now: datetime) -> int:
+        _check(bool(error_code), "error_code is required")
+        rows = await self._fetch(
+            "UPDATE outbox SET status = 'failed', updated_at = ?"
+            " WHERE conversation_id = ? AND status = 'pending' RETURNING message_id",
+            self._at(now),
+            conversation_id,
+        )
+        for r in rows:
+            await self.set_message_status(r["message_id"], "failed", error_code=error_code)
+        return len(rows)
 
     # -- accounts --------------------------------------------------------------------------------
     def _check_user(self, name: str, role: str) -> None:
@@ -811,8 +830,10 @@ class SqlTx(Tx):
     async def purge_before(self, cutoff: datetime) -> int:
         at = self._at(cutoff)
         # Last activity is the latest of these; written per column so both dialects agree.
+        # Ended conversations, and those stopped with STOP (nobody can text them; the texter
+        # starts anew with START), once idle past retention.
         old = (
-            f"c.state IN ({_ENDED_SQL}) AND c.created_at < ?"
+            f"c.state IN ({_ENDED_SQL}, 'opted_out') AND c.created_at < ?"
             " AND (c.updated_at IS NULL OR c.updated_at < ?)"
             " AND (c.closed_at IS NULL OR c.closed_at < ?)"
             " AND (c.last_inbound_at IS NULL OR c.last_inbound_at < ?)"

@@ -558,3 +558,58 @@ def test_screening_answers_read_as_plain_words_in_the_flow_order() -> None:
         ("ever choked", "skip"),
         ("traded sex", "no"),
     ]
+
+
+async def test_signing_out_hands_held_texters_back_so_danger_gets_911(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """Ana holds a texter and signs out: the texter goes back to the queue, so when they
+    then write of danger Haven answers with 911 instead of staying quiet."""
+    cid = await queued(client, text)
+    await make_user("ana")
+    token = await sign_in(client, "ana")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    await client.post("/logout", data={"_csrf": token})
+    after = await conversation(client, cid)
+    assert (after.state, after.advocate_id) == ("queued", None)
+    assert "911" in "\n".join(await text("he's back, he has a knife", number=NUMBER))
+
+
+async def test_the_holder_hears_when_the_texter_exits(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """EXIT from a held texter lets go of the hold; the old holder's socket still gets the
+    conversation event (it names them), so their page stops offering a reply box."""
+    cid = await queued(client, text)
+    ana = await make_user("ana")
+    token = await sign_in(client, "ana")
+    await post(client, f"/dashboard/conversations/{cid}/claim", token)
+    ws = await client.ws_connect("/ws")
+    await text("EXIT", number=NUMBER)
+    event = await next_of_kind(ws, "conversation")
+    assert event == {
+        "kind": "conversation",
+        "conversation_id": cid,
+        "state": "exited",
+        "advocate_id": ana.id,
+    }
+    await ws.close()
+
+
+async def test_take_next_never_hands_out_a_role_play_before_a_texter(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """A supervisor's role-play in danger waits in the queue marked as such; "Take next"
+    gives the advocate the real texter, and no unclaimed alarm fires for the rehearsal."""
+    from bot.engine import utcnow
+    from bot.keys import ENGINE
+    from bot.queue import TRAINING_PREFIX
+
+    real = await queued(client, text, first="he took my passport")
+    await text("he has a gun and says he will shoot me", number=TRAINING_PREFIX + "0160")
+    await make_user("ana")
+    token = await sign_in(client, "ana")
+    taken = await post(client, "/dashboard/take-next", token)
+    assert (await taken.json())["conversation_id"] == real  # type: ignore[attr-defined]
+    engine = client.server.app[ENGINE]
+    assert await engine.check_alarms(utcnow() + timedelta(seconds=61)) == []

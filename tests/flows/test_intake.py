@@ -148,9 +148,7 @@ def expected(state: str, word: str) -> tuple[str, list[str], list[str]]:
     if word == "HELP":
         if state in INTAKE_ASKING or state == "new":
             return "queued", ["help", "queued"], ["enqueue"]
-        if state == "with_advocate":  # held: Haven says nothing itself
-            return state, [], []
-        return state, ["help"], []
+        return state, ["help"], []  # held too: carriers require an answer to HELP
     if word == "AGENT":
         if state == "new":
             return "queued", ["opening_short", "queued"], ["enqueue"]
@@ -383,12 +381,13 @@ async def test_queued_answers_only_raised_priority_or_wait_questions() -> None:
 
 
 async def test_held_conversation_is_silent_except_carrier_and_safety_keywords() -> None:
-    """With an advocate: messages, HELP and AGENT get nothing; a language switch is
-    silent; STOP still confirms."""
+    """With an advocate: messages and AGENT get nothing; a language switch is silent;
+    HELP gets the carrier help text and STOP still confirms (carriers require both)."""
     conv = await drive_to("with_advocate")
     assert conv.held
-    for text in ("hello?", "HELP", "AGENT", "how long"):
+    for text in ("hello?", "AGENT", "how long"):
         assert await send(conv, text) == []
+    assert await send(conv, "HELP") == ["help"]
     assert await send(conv, "ESPAÑOL") == [] and conv.language == "es"
     assert await send(conv, "STOP") == ["stopped"]
 
@@ -607,3 +606,34 @@ async def test_skip_at_the_safety_check_goes_on_without_a_yes(reply: str) -> Non
     conv = await drive_to("safety_check")
     assert await send(conv, reply) == ["need_question"]
     assert conv.state == "need" and conv.safe_to_text is None
+
+
+async def test_an_unanswered_delete_question_lapses_back_quietly() -> None:
+    """DELETE asked mid-queue, then silence: the nudge timer takes them back to the queue
+    with nothing deleted and nothing said."""
+    conv = await drive_to("queued")
+    await send(conv, "DELETE")
+    assert conv.state == "confirm_delete"
+    conv.replies.clear()
+    await INTAKE.timer(conv, "nudge", NOW)
+    assert (conv.state, conv.replies, conv.effects) == ("queued", [], [])
+    assert "before_delete" not in conv.data
+
+
+async def test_no_to_delete_is_not_taken_as_the_earlier_questions_answer() -> None:
+    """At the weapon question, DELETE then "no": nothing deleted, and "no" is not recorded
+    as "no weapon" (it answered our DELETE question)."""
+    conv = await drive_to("screening")
+    await send(conv, "DELETE")
+    said = await send(conv, "no")
+    assert said == ["not_deleted"] and conv.state == "screening"
+    assert "weapon" not in conv.answers
+
+
+async def test_danger_after_stop_then_delete_says_start_not_an_advocate() -> None:
+    """STOP, DELETE, then danger: opted out still, so START is the way to a person."""
+    conv = await drive_to("opted_out")
+    await send(conv, "DELETE")
+    conv.replies.clear()
+    await INTAKE.escalate(conv, turn("he is here with a gun"))
+    assert (conv.state, [s.id for s in conv.replies]) == ("opted_out", ["start_for_person"])

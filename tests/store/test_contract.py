@@ -567,12 +567,14 @@ async def test_outbox_claim_retry_and_finish(store: Store, crypto: Crypto) -> No
 
 async def test_fail_stale_outbox_fails_abandoned_sends_once(store: Store, crypto: Crypto) -> None:
     """An item left 'sending' since before the cut-off (its worker died) is marked failed
-    and returned once; a recent one and a pending one are left alone; neither is resent."""
-    _, c = await seed(store, crypto)
+    and returned once; a recent one and a pending one are left alone; neither is resent.
+    (One conversation each, so no item waits behind another's.)"""
+    texter, c = await seed(store, crypto)
     async with store.transaction() as tx:
+        convs = [c.id] + [(await tx.create_conversation(texter.id, "en", NOW)).id for _ in "ab"]
         ids = []
         for n in range(3):
-            m = await outbound(tx, c.id, f"text {n}")
+            m = await outbound(tx, convs[n], f"text {n}")
             assert m.id is not None
             ids.append(await tx.enqueue_outbound(m.id, PHONE, NOW))
     async with store.transaction() as tx:
@@ -588,13 +590,45 @@ async def test_fail_stale_outbox_fails_abandoned_sends_once(store: Store, crypto
         assert [i.id for i in await tx.claim_outbox(at(20))] == [ids[2]]
 
 
+async def test_outbox_keeps_each_conversations_order(store: Store, crypto: Crypto) -> None:
+    """A later text of a conversation is not claimed while an earlier one is being sent or
+    waits for a retry; once the earlier one is due again, both go, earlier first. Other
+    conversations are not held up. Cancelling fails what is still waiting."""
+    texter, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        other = await tx.create_conversation(texter.id, "en", NOW)
+        first, second = [await outbound(tx, c.id, body) for body in ("first", "second")]
+        elsewhere = await outbound(tx, other.id, "elsewhere")
+        ids = []
+        for m in (first, second, elsewhere):
+            assert m.id is not None
+            ids.append(await tx.enqueue_outbound(m.id, PHONE, NOW))
+    async with store.transaction() as tx:
+        claimed = await tx.claim_outbox(NOW, limit=1)
+        assert [i.id for i in claimed] == [ids[0]]
+        # The first is being sent: the second waits, the other conversation's goes.
+        assert [i.id for i in await tx.claim_outbox(NOW)] == [ids[2]]
+        await tx.finish_outbox(ids[0], "pending", NOW, retry_at=at(30))
+        assert await tx.claim_outbox(at(10)) == []  # still behind the retry
+        assert [i.id for i in await tx.claim_outbox(at(30))] == [ids[0], ids[1]]
+    async with store.transaction() as tx:
+        m = await outbound(tx, c.id, "third")
+        assert m.id is not None
+        await tx.enqueue_outbound(m.id, PHONE, at(31))
+        assert await tx.cancel_outbox(c.id, "opted_out", at(32)) == 1
+        assert await tx.claim_outbox(at(40)) == []
+        (failed,) = [x for x in await tx.list_messages(c.id) if x.id == m.id]
+        assert (failed.status, failed.error_code) == ("failed", "opted_out")
+
+
 async def test_concurrent_outbox_claimers_never_share_an_item(store: Store, crypto: Crypto) -> None:
-    """Six workers claiming at once from thirty due items: every item is handed out exactly
-    once."""
-    _, c = await seed(store, crypto)
+    """Six workers claiming at once from thirty due items (thirty conversations, so none
+    waits behind another): every item is handed out exactly once."""
+    texter, _ = await seed(store, crypto)
     async with store.transaction() as tx:
         for n in range(30):
-            m = await outbound(tx, c.id, f"msg {n}")
+            conv = await tx.create_conversation(texter.id, "en", NOW)
+            m = await outbound(tx, conv.id, f"msg {n}")
             assert m.id is not None
             await tx.enqueue_outbound(m.id, PHONE, NOW)
 
@@ -743,20 +777,25 @@ async def test_delete_texter_removes_everything_but_audit(store: Store, crypto: 
 
 
 async def test_purge_before_applies_retention(store: Store, crypto: Crypto) -> None:
-    """Retention removes ended conversations whose last activity is before the cutoff,
-    with their messages and replies, and texters left with nothing; open or recent
-    conversations and their texters stay."""
+    """Retention removes ended conversations (and ones stopped with STOP) whose last
+    activity is before the cutoff, with their messages and replies, and texters left with
+    nothing; open or recent conversations and their texters stay."""
     old_texter, old = await fill(store, crypto, "+15550000001")
     kept_texter, recent = await fill(store, crypto, "+15550000002")
     _, still_open = await fill(store, crypto, "+15550000003")
+    _, stopped = await fill(store, crypto, "+15550000004")
     async with store.transaction() as tx:
         old.state, old.closed_at, old.updated_at = "closed", at(1), at(1)
         await tx.save_conversation(old)
+        stopped.state, stopped.advocate_id, stopped.updated_at = "opted_out", None, at(2)
+        await tx.save_conversation(stopped)
         recent.state, recent.closed_at, recent.updated_at = "expired", at(1), at(100)
         await tx.save_conversation(recent)
     async with store.transaction() as tx:
-        assert await tx.purge_before(at(50)) == 1
+        assert await tx.purge_before(at(50)) == 2
     async with store.transaction() as tx:
+        with pytest.raises(NotFound):
+            await tx.get_conversation(stopped.id)
         with pytest.raises(NotFound):
             await tx.get_conversation(old.id)
         assert await tx.get_texter_by_hash(old_texter.phone_hash) is None
