@@ -266,12 +266,10 @@ async def sign_out(
         except (Conflict, NotFound):
             continue  # the texter moved on meanwhile
     for cid in offered:
-        async with locked(store, cid) as (tx, conv):
-            if conv.transfer_to == user.id:
-                conv.transfer_to, conv.updated_at = None, now
-                await tx.save_conversation(conv)
-        if events is not None:
-            _publish(events, conv)
+        try:
+            await decline_transfer(store, cid, user, now, events)
+        except (Conflict, NotFound):
+            continue  # accepted, withdrawn or closed meanwhile
     return released
 
 
