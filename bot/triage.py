@@ -44,6 +44,9 @@ from typing import Any
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from bot.triage_model import MODEL_PATH, Model, load_model
+from bot.triage_model import features as model_features
+
 LABELS = ("emergency", "suicide", "trafficking", "abuse")
 LANGUAGES = ("en", "es")
 LEXICON_DIR = Path(__file__).with_name("lexicon")
@@ -603,6 +606,34 @@ def _qualifier(
 _UNMATCHED = "unmatched"
 
 
+# The learned second opinion (bot/triage_model.py); absent only while training the first one.
+MODEL: Model | None = load_model() if MODEL_PATH.exists() else None
+_MODEL_VETOES = ("negated", "past", "hypothetical")  # qualifiers the model cannot read
+MODEL_MIN_WORDS = 3
+
+
+def feature_input(text: str, language: str | None = None) -> tuple[list[str], str]:
+    """What the model reads: normalised words (no boundaries) and the folded text."""
+    words = tokens(text, language or detect_language(text))
+    return [w for w in words if w != BOUNDARY], fold(text)
+
+
+def _model_labels(words: list[str], folded: str, signals: set[str]) -> set[str]:
+    """Labels the model adds: never one the rules saw negated, past or hypothetical, and
+    never danger where an idiom was found ("this traffic is killing me")."""
+    plain = [w for w in words if w != BOUNDARY]
+    if MODEL is None or len(plain) < MODEL_MIN_WORDS:
+        return set()  # a word or two ("START", "ok") is the rules' and keywords' to read
+    found = MODEL.labels(model_features(plain, folded))
+    idiom = any(s.startswith("idiom:") for s in signals)
+    vetoed = {s.split(":")[1] for s in signals if s.split(":")[0] in _MODEL_VETOES}
+    return {
+        label
+        for label in found
+        if label not in vetoed and not (idiom and label in ("emergency", "suicide"))
+    }
+
+
 def triage(text: str, language: str | None = None) -> Triage:
     if language is not None and language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES} or None, not {language!r}")
@@ -611,6 +642,7 @@ def triage(text: str, language: str | None = None) -> Triage:
     lex = LEXICON
     lang = language or detect_language(text)
     words = tokens(text, lang)
+    read = list(words)  # as written, before idioms are masked: the model reads these
     signals: set[str] = set()
 
     # Idioms first: their words become MASK so no rule can read them.
@@ -673,5 +705,8 @@ def triage(text: str, language: str | None = None) -> Triage:
         labels.add("emergency")
         signals.add("emergency:escalated")
     signals -= cancelled
+    for label in _model_labels(read, fold(text), signals) - labels:
+        labels.add(label)
+        signals.add(f"model:{label}")
     frozen = frozenset(labels)
     return Triage(frozen, priority_for(frozen), lang, tuple(sorted(signals)))

@@ -226,3 +226,47 @@ def test_lexicon_errors_are_clear(tmp_path: Path) -> None:
         load_lexicon(tmp_path)
     _write_lexicon(tmp_path, '\n[[rule]]\nid = "abuse:zebra"\npatterns = ["zebra"]\n')
     assert any(r.id == "abuse:zebra" for r in load_lexicon(tmp_path).rules)
+
+
+def test_the_model_adds_what_no_rule_was_written_for() -> None:
+    """A phrasing no lexicon pattern covers is still caught by the learned model, and the
+    signal says so, so the advocate sees why the texter ranks where they do."""
+    result = triage("exhausted of life tbh")
+    assert "suicide" in result.labels and result.priority == 1
+    assert "model:suicide" in result.signals
+
+
+def test_the_model_never_overrules_a_negation_or_an_idiom_the_rules_read() -> None:
+    """The model reads no grammar: where the rules saw the label negated or an idiom, the
+    model's vote for danger is vetoed (it does think this one is suicidal)."""
+    from bot.triage import MODEL, feature_input
+    from bot.triage_model import features
+
+    text = "no estoy pensando en suicidarme"
+    assert MODEL is not None
+    assert MODEL.probabilities(features(*feature_input(text)))["suicide"] > 0.5
+    assert triage(text).labels == frozenset()
+
+
+def test_a_broken_model_file_is_refused_at_load(tmp_path: Path) -> None:
+    """A truncated or mislabelled weights file raises ModelError, never a silent model."""
+    import gzip
+    import json
+
+    from bot.triage_model import ModelError, load_model
+
+    broken = tmp_path / "model.json.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(ModelError):
+        load_model(broken)
+    with gzip.open(broken, "wt") as handle:
+        json.dump({"labels": ["abuse"], "bias": [0], "weights": {}, "thresholds": [0.5]}, handle)
+    with pytest.raises(ModelError):
+        load_model(broken)
+
+
+@pytest.mark.parametrize("text", ["START", "EXIT", "ok", "ayuda"])
+def test_the_model_leaves_a_word_or_two_to_the_rules(text: str) -> None:
+    """Keywords and one-word answers carry too little for the model to judge: a START is
+    never read as danger."""
+    assert not triage(text).labels & {"emergency", "suicide"}
