@@ -507,11 +507,16 @@ def _join_pieces(text: str) -> str:
     return "".join(out)
 
 
+# Laughing and crying-laughing emoji mark a joke as "lol" does ("holding me hostage 😂").
+_LAUGH_EMOJI = re.compile("[\U0001f602\U0001f923\U0001f606\U0001f605\U0001f639\U0001f480]")
+
+
 def tokens(text: str, language: str) -> list[str]:
     """Normalised words of `text`, with BOUNDARY for punctuation."""
     lex = LEXICON
     other = "es" if language == "en" else "en"
     out: list[str] = []
+    text = _LAUGH_EMOJI.sub(" lol ", text)
     for raw in _TOKEN.findall(_DIGIT_GROUP.sub("", _join_pieces(fold(text)))):
         if not raw[0].isalnum():
             if out and out[-1] != BOUNDARY:
@@ -620,12 +625,13 @@ def feature_input(text: str, language: str | None = None) -> tuple[list[str], st
 
 def _model_labels(words: list[str], folded: str, signals: set[str]) -> set[str]:
     """Labels the model adds: never one the rules saw negated, past or hypothetical, and
-    never danger where an idiom was found ("this traffic is killing me")."""
+    never danger where an idiom or laughter was found ("this traffic is killing me lol")."""
     plain = [w for w in words if w != BOUNDARY]
     if MODEL is None or len(plain) < MODEL_MIN_WORDS:
         return set()  # a word or two ("START", "ok") is the rules' and keywords' to read
     found = MODEL.labels(model_features(plain, folded))
-    idiom = any(s.startswith("idiom:") for s in signals)
+    # An idiom, or laughter ("lol", "jaja", 😂), makes the model's danger vote too weak alone.
+    idiom = "lol" in plain or any(s.startswith("idiom:") for s in signals)
     vetoed = {s.split(":")[1] for s in signals if s.split(":")[0] in _MODEL_VETOES}
     return {
         label

@@ -270,3 +270,10 @@ def test_the_model_leaves_a_word_or_two_to_the_rules(text: str) -> None:
     """Keywords and one-word answers carry too little for the model to judge: a START is
     never read as danger."""
     assert not triage(text).labels & {"emergency", "suicide"}
+
+
+def test_laughing_emoji_read_as_laughter() -> None:
+    """😂 and 💀 mark a joke the way "lol" does, so the model's danger vote is vetoed on a
+    joke while the rules still read real danger sent with an emoji."""
+    assert tokens("holding me hostage on the couch 😂", "en")[-1] == "lol"
+    assert "emergency" in triage("he has a knife 😭").labels
