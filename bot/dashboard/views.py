@@ -702,8 +702,9 @@ def shift_series(
     hours: int = SHIFT_HOURS,
     step_min: int = BUCKET_MINUTES,
 ) -> dict[str, Any]:
-    """Queue length and mean wait by priority over the shift, rebuilt from the stored
-    queued_at / claimed_at times, so every web process draws the same picture."""
+    """Texters waiting in each bucket and mean wait by priority over the shift, rebuilt
+    from the stored queued_at / claimed_at times, so every web process draws the same
+    picture."""
     step = timedelta(minutes=step_min)
     start = now - timedelta(hours=hours)
     start = start - timedelta(seconds=start.timestamp() % step.total_seconds())
@@ -725,7 +726,9 @@ def shift_series(
             left = conv.closed_at or conv.updated_at
         end = left or now
         for i, moment in enumerate(times):
-            if conv.queued_at <= moment < end or (moment == now and end == now):
+            # Waiting at any time in this bucket: a two-minute wait between samples still
+            # shows (an instant sample would miss it).
+            if conv.queued_at < moment + step and (end > moment or end == now):
                 length[p][i] += 1
         if left is not None and conv.claimed_at is not None and left >= start:
             i = min(len(times) - 1, int((left - start) / step))

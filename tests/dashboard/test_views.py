@@ -238,6 +238,24 @@ def test_shift_series_counts_waiting_and_mean_wait_by_priority() -> None:
     assert all(w is None for w in data["wait_minutes"]["1"])
 
 
+def test_shift_series_shows_a_short_wait_between_two_samples() -> None:
+    """A two-minute wait that starts and ends between two five-minute marks still shows
+    in that bucket, once (an instant sample would miss it)."""
+    now = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+    brief = Conversation(
+        id=3,
+        texter_id=3,
+        state="with_advocate",
+        priority=1,
+        queued_at=now - timedelta(minutes=29),
+        claimed_at=now - timedelta(minutes=27),
+    )
+    data = shift_series([brief], now, hours=1, step_min=5)
+    assert sum(data["queue"]["1"]) == 1
+    mark = int((now - timedelta(minutes=30)).timestamp())
+    assert data["queue"]["1"][data["t"].index(mark)] == 1
+
+
 def test_flow_diagram_parses_transitions_mermaid_and_escapes_names() -> None:
     """Mermaid text from `transitions` becomes an SVG with one box per state and one arrow
     per transition; names are escaped."""
