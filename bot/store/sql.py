@@ -64,6 +64,16 @@ STATUS_ALIASES = {
     "canceled": "failed",
 }
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+
+
+def _rank_sql(column: str) -> str:
+    """A status column's place in STATUS_RANK, in SQL (column names are constants)."""
+    return (
+        f"CASE {column} WHEN 'queued' THEN 0 WHEN 'sending' THEN 1 WHEN 'sent' THEN 2"
+        f" ELSE {FINAL_RANK} END"
+    )
+
+
 _ENDED_SQL = ", ".join(f"'{s}'" for s in sorted(ENDED_STATES))  # constants, not input
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -555,18 +565,23 @@ class SqlTx(Tx):
         )
         if n == 0:
             raise NotFound(f"no message {message_id}")
+        if provider_sid is not None:
+            early = await self._one(
+                "DELETE FROM early_statuses WHERE provider_sid = ? RETURNING *", provider_sid
+            )
+            if early is not None:  # a callback that arrived before this SID was known
+                await self.record_status(
+                    provider_sid, early["status"], early["error_code"], datetime.now(UTC)
+                )
 
     async def record_status(
         self, provider_sid: str, status: str, error_code: str | None, now: datetime
     ) -> Message | None:
         status = STATUS_ALIASES.get(status, status)
         _check(status in STATUS_RANK, f"unknown delivery status {status!r}")
-        utc(now)  # validated for the contract; the row keeps no callback time
+        utc(now)  # validated for the contract
         # One conditional UPDATE, so concurrent callbacks cannot move a status backwards.
-        rank = (
-            "CASE status WHEN 'queued' THEN 0 WHEN 'sending' THEN 1 WHEN 'sent' THEN 2"
-            f" ELSE {FINAL_RANK} END"
-        )
+        rank = _rank_sql("status")
         r = await self._one(
             "UPDATE messages SET status = ?, error_code = COALESCE(?, error_code)"
             f" WHERE provider_sid = ? AND direction = 'out' AND {rank} < ? RETURNING *",
@@ -581,7 +596,22 @@ class SqlTx(Tx):
                 " ORDER BY id LIMIT 1",
                 provider_sid,
             )
-        return None if r is None else self._message(r)
+        if r is None:
+            # Not ours yet (the outbox has not recorded this SID) or never ours: kept until
+            # set_message_status records the SID, or retention clears it.
+            await self._execute(
+                "INSERT INTO early_statuses (provider_sid, status, error_code, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (provider_sid) DO UPDATE SET"
+                " status = excluded.status,"
+                " error_code = COALESCE(excluded.error_code, early_statuses.error_code)"
+                f" WHERE {_rank_sql('early_statuses.status')} < {_rank_sql('excluded.status')}",
+                provider_sid,
+                status,
+                error_code,
+                self._at(now),
+            )
+            return None
+        return self._message(r)
 
     # -- outbox --------------------------------------------------------------------------------
     async def enqueue_outbound(self, message_id: int, to: str, now: datetime) -> int:
@@ -848,6 +878,7 @@ class SqlTx(Tx):
         )
         # Replies only serve Twilio's retries; none is needed for longer than retention.
         await self._execute("DELETE FROM replies WHERE created_at < ?", at)
+        await self._execute("DELETE FROM early_statuses WHERE created_at < ?", at)
         await self._execute(
             "DELETE FROM texters WHERE created_at < ? AND NOT EXISTS"
             " (SELECT 1 FROM conversations c WHERE c.texter_id = texters.id)",

@@ -514,6 +514,31 @@ async def test_record_status_never_moves_backwards(store: Store, crypto: Crypto)
     assert statuses == {"SMa": ("delivered", None), "SMb": ("undelivered", "30003")}
 
 
+async def test_a_callback_that_beats_the_sid_is_applied_when_the_sid_is_recorded(
+    store: Store, crypto: Crypto
+) -> None:
+    """Twilio can call back before the outbox has stored the SID it just got: the status
+    waits (furthest first) and lands when the SID is recorded; retention clears strays."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        assert await tx.record_status("SMearly", "sent", None, NOW) is None
+        assert await tx.record_status("SMearly", "delivered", None, NOW) is None
+        assert await tx.record_status("SMearly", "sent", None, NOW) is None  # no step back
+        assert await tx.record_status("SMstray", "failed", "30008", NOW) is None
+        m = await outbound(tx, c.id)
+        assert m.id is not None
+        await tx.set_message_status(m.id, "sent", provider_sid="SMearly")
+        (stored,) = [x for x in await tx.list_messages(c.id) if x.id == m.id]
+        assert stored.status == "delivered"
+    async with store.transaction() as tx:
+        await tx.purge_before(at(1))
+        other = await outbound(tx, c.id)
+        assert other.id is not None
+        await tx.set_message_status(other.id, "sent", provider_sid="SMstray")
+        (kept,) = [x for x in await tx.list_messages(c.id) if x.id == other.id]
+        assert kept.status == "sent"  # the stray was cleared by retention, not applied
+
+
 async def test_concurrent_status_callbacks_end_at_the_furthest(
     store: Store, crypto: Crypto
 ) -> None:
