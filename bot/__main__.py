@@ -51,6 +51,10 @@ def cmd_serve(settings: Settings) -> int:
         database="sqlite" if settings.sqlite_path else "postgresql",
         twilio=settings.twilio_enabled,
     )
+    from bot.triage import LEXICON
+
+    # Patterns compile lazily; compile them all before the first texter, not during.
+    LEXICON.warm()
     web.run_app(
         create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
     )

@@ -127,7 +127,7 @@ _DEFAULTS: dict[str, dict[str, str]] = {
 class Rule:
     id: str  # "label:name": the signal it gives
     label: str
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[Pattern, ...]
     outcomes: Mapping[str, str]
     escalates: bool  # with a present-danger context this becomes an emergency
     cancels: frozenset[str]  # signal ids this rule overrides
@@ -138,8 +138,8 @@ class Rule:
 @dataclass
 class Lexicon:
     rules: list[Rule]
-    idioms: list[tuple[str, re.Pattern[str], frozenset[str] | None]]
-    markers: dict[str, list[re.Pattern[str]]]  # "past" | "recent" | "hypothetical"
+    idioms: list[tuple[str, Pattern, frozenset[str] | None]]
+    markers: dict[str, list[Pattern]]  # "past" | "recent" | "hypothetical"
     negation: dict[str, int]  # cue -> how many words back it reaches
     clause_breaks: frozenset[str]  # words that end a negation scope
     contrast: frozenset[str]  # words that end a past-tense scope
@@ -168,6 +168,15 @@ class Lexicon:
         self.by_word = {word: tuple(slots) for word, slots in by_word.items()}
         self.unindexed = tuple(unindexed)
 
+    def warm(self) -> int:
+        """Compile every pattern now (they compile lazily); returns how many there are."""
+        every = [p for rule in self.rules for p in rule.patterns]
+        every += [p for _id, p, _needs in self.idioms]
+        every += [p for pats in self.markers.values() for p in pats]
+        for pattern in every:
+            _ = pattern.compiled
+        return len(every)
+
     def candidates(self, words: Iterable[str]) -> dict[int, list[int]]:
         """Rule index -> indexes of its patterns that the words could match, in order."""
         slots = set(self.unindexed)
@@ -179,6 +188,34 @@ class Lexicon:
         return out
 
 
+class Pattern:
+    """A lexicon pattern, compiled on first use: compiling all of them at import took
+    seconds, and a message only ever tries the few its words allow. `Lexicon.warm()`
+    compiles the rest (serve does it in the background; a test checks every one)."""
+
+    __slots__ = ("_compiled", "source", "where")
+
+    def __init__(self, source: str, where: str) -> None:
+        self.source = source
+        self.where = where
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            try:
+                self._compiled = re.compile(self.source)
+            except re.error as exc:  # pragma: no cover - the element checks catch it first
+                raise LexiconError(f"{self.where}: {exc}") from exc
+        return self._compiled
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.compiled.search(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(text)
+
+
 class _Compiler:
     def __init__(self, classes: Mapping[str, list[str]], negation: Iterable[str]) -> None:
         self.classes = classes
@@ -186,11 +223,8 @@ class _Compiler:
         cues = "|".join(sorted(re.escape(c) for c in negation))
         self.gap_word = rf"(?: (?!(?:{cues}) )[a-z0-9]+)"
 
-    def pattern(self, source: str, where: str) -> re.Pattern[str]:
-        try:
-            return re.compile(self.sequence(source, where, ()) + "(?= )")
-        except re.error as exc:  # pragma: no cover - the element checks catch it first
-            raise LexiconError(f"{where}: pattern {source!r}: {exc}") from exc
+    def pattern(self, source: str, where: str) -> Pattern:
+        return Pattern(self.sequence(source, where, ()) + "(?= )", f"{where}: pattern {source!r}")
 
     def needs(self, source: str) -> frozenset[str] | None:
         """Words of which a text must hold one for `source` to match (None: no such set).
@@ -319,7 +353,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
     compiler = _Compiler(classes, negation)
 
     rules: list[Rule] = []
-    idioms: list[tuple[str, re.Pattern[str], frozenset[str] | None]] = []
+    idioms: list[tuple[str, Pattern, frozenset[str] | None]] = []
     literal: dict[str, set[str]] = {}
     for lang, data in by_lang.items():
         sources: list[str] = []
@@ -575,7 +609,7 @@ class _Text:
             sentence.append(s)
         return cls(words, " " + " ".join(words) + " ", starts, clause, sentence)
 
-    def spans(self, pattern: re.Pattern[str]) -> Iterator[tuple[int, int]]:
+    def spans(self, pattern: Pattern) -> Iterator[tuple[int, int]]:
         for m in pattern.finditer(self.padded):
             if m.end() > m.start():
                 first = bisect_right(self.starts, m.start()) - 1

@@ -277,3 +277,11 @@ def test_laughing_emoji_read_as_laughter() -> None:
     joke while the rules still read real danger sent with an emoji."""
     assert tokens("holding me hostage on the couch 😂", "en")[-1] == "lol"
     assert "emergency" in triage("he has a knife 😭").labels
+
+
+def test_every_lexicon_pattern_compiles() -> None:
+    """Patterns compile lazily (import stays fast); every one of them must compile, so a
+    bad edit fails here rather than on some texter's message."""
+    from bot.triage import LEXICON
+
+    assert LEXICON.warm() > 1000
