@@ -35,7 +35,7 @@ import re
 import tomllib
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -193,12 +193,16 @@ class Pattern:
     seconds, and a message only ever tries the few its words allow. `Lexicon.warm()`
     compiles the rest (serve does it in the background; a test checks every one)."""
 
-    __slots__ = ("_compiled", "source", "where")
+    __slots__ = ("_compiled", "finditer", "search", "source", "where")
 
     def __init__(self, source: str, where: str) -> None:
         self.source = source
         self.where = where
         self._compiled: re.Pattern[str] | None = None
+        # Until the first call these compile; then they are the compiled pattern's own
+        # methods (no wrapper on the hot path: tens of thousands of calls a second).
+        self.search: Callable[[str], re.Match[str] | None] = self._first_search
+        self.finditer: Callable[[str], Iterator[re.Match[str]]] = self._first_finditer
 
     @property
     def compiled(self) -> re.Pattern[str]:
@@ -207,12 +211,14 @@ class Pattern:
                 self._compiled = re.compile(self.source)
             except re.error as exc:  # pragma: no cover - the element checks catch it first
                 raise LexiconError(f"{self.where}: {exc}") from exc
+            self.search = self._compiled.search
+            self.finditer = self._compiled.finditer
         return self._compiled
 
-    def search(self, text: str) -> re.Match[str] | None:
+    def _first_search(self, text: str) -> re.Match[str] | None:
         return self.compiled.search(text)
 
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+    def _first_finditer(self, text: str) -> Iterator[re.Match[str]]:
         return self.compiled.finditer(text)
 
 

@@ -56,12 +56,13 @@ class Model:
     thresholds: tuple[float, ...] = THRESHOLDS
 
     def probabilities(self, feats: dict[str, float]) -> dict[str, float]:
-        scores = list(self.bias)
-        for name, value in feats.items():
-            row = self.weights.get(name)
-            if row is not None:
-                for i, w in enumerate(row):
-                    scores[i] += w * value
+        # Every feature has the same value (binary, L2-normalised), so each label's score
+        # is its bias plus that value times the sum of the present features' weights.
+        get = self.weights.get
+        rows = [row for row in map(get, feats) if row is not None]
+        value = next(iter(feats.values()), 0.0)
+        sums = [math.fsum(col) for col in zip(*rows, strict=True)] if rows else [0.0] * len(LABELS)
+        scores = [b + value * s for b, s in zip(self.bias, sums, strict=True)]
         return {label: 1.0 / (1.0 + math.exp(-s)) for label, s in zip(LABELS, scores, strict=True)}
 
     def labels(self, feats: dict[str, float]) -> set[str]:
