@@ -131,6 +131,15 @@ async def locked(store: Store, conversation_id: int) -> AsyncIterator[tuple[Tx, 
         yield tx, await tx.get_conversation(conversation_id)
 
 
+def _move(conv: Conversation, state: str) -> None:
+    """Put the conversation in `state`; but while the texter is answering DELETE's
+    question the question stays open, and `state` is where a "no" (or its lapse) returns."""
+    if conv.state == "confirm_delete":
+        conv.flow = {**conv.flow, "before_delete": state}
+    else:
+        conv.state = state
+
+
 def _publish(events: Events | None, conv: Conversation, holder: int | None = None) -> None:
     """`holder`: who held it before this change, so their screen hears of it too."""
     if events is not None:
@@ -304,7 +313,8 @@ async def release(
         ):
             raise Conflict("you do not hold that conversation")
         holder = conv.advocate_id
-        conv.state, conv.advocate_id, conv.transfer_to, conv.updated_at = QUEUED, None, None, now
+        _move(conv, QUEUED)
+        conv.advocate_id, conv.transfer_to, conv.updated_at = None, None, now
         conv.queued_at = conv.queued_at or now
         conv.team = team or conv.team
         await tx.save_conversation(conv)
@@ -330,7 +340,8 @@ async def reassign(
             raise Conflict("they already hold it")
         target = await _ready_to_hold(tx, to_user_id, by_other=True)
         holder = conv.advocate_id
-        conv.state, conv.advocate_id, conv.transfer_to = HELD, target.id, None
+        _move(conv, HELD)
+        conv.advocate_id, conv.transfer_to = target.id, None
         conv.claimed_at = conv.updated_at = now
         await tx.save_conversation(conv)
         await tx.audit(supervisor.id, "reassign", conv.id, f"to user {target.id}", now)
@@ -365,14 +376,14 @@ async def close(
             conv.advocate_id != user.id and user.role == "advocate"
         ):
             raise Conflict("you do not hold that conversation")
-        conv.state, conv.disposition, conv.closed_at, conv.updated_at = (
-            "closed",
-            disposition,
-            now,
-            now,
-        )
+        asking = conv.state == "confirm_delete"
+        _move(conv, "closed")
+        conv.disposition, conv.closed_at, conv.updated_at = disposition, now, now
         conv.transfer_to = None
-        conv.nudge_at = conv.expire_at = None
+        if asking:  # their answer to DELETE still counts; its timers stay to lapse it
+            conv.advocate_id = None
+        else:
+            conv.nudge_at = conv.expire_at = None
         await tx.save_conversation(conv)
         await tx.audit(user.id, "close", conv.id, disposition, now)
     _publish(events, conv)

@@ -683,6 +683,18 @@ TABLE: tuple[Row, ...] = (
     ),
     row("nudge", ANY, None),
     row("expire", EXPIRE_STATES, "expired"),
+    # A DELETE question still open at expiry: mid-intake it expires as the intake would;
+    # from the queue or an advocate it goes back there. Nothing is deleted.
+    *(
+        row("expire", "confirm_delete", "expired", when=came_from(s), then=forget_delete)
+        for s in RETURNABLE
+        if s in EXPIRE_STATES
+    ),
+    *(
+        row("expire", "confirm_delete", s, when=came_from(s), then=forget_delete, back=True)
+        for s in RETURNABLE
+        if s not in EXPIRE_STATES
+    ),
     row("expire", ANY, None),
     # Danger (the engine has already put the emergency numbers first).
     # Opted out: carriers carry nothing to them until START, so no advocate could answer;

@@ -466,3 +466,36 @@ async def test_an_aged_texter_raises_the_unclaimed_alarm(client: TestClient, tex
     assert await engine.check_alarms(conv.queued_at + timedelta(minutes=10)) == []
     aged = conv.queued_at + timedelta(seconds=engine.settings.aging_every + 61)
     assert await engine.check_alarms(aged) == [conv.id]
+
+
+async def test_a_delete_question_survives_the_advocate_letting_go(
+    client: TestClient, text: Text
+) -> None:
+    """A held texter sends DELETE; before they answer, the advocate hands them back to the
+    queue. Their YES still deletes everything (the question stays open)."""
+    from bot.queue import claim, release
+
+    await text("hi")
+    await text("AGENT")
+    async with client.app[STORE].transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
+    conv = await conversation(client.app)
+    assert conv is not None
+    await claim(client.app[STORE], conv.id, ana, utcnow())
+    await text("DELETE")
+    await release(client.app[STORE], conv.id, ana, utcnow())
+    await text("YES")
+    async with client.app[STORE].transaction() as tx:
+        assert await tx.get_texter_by_hash(client.app[ENGINE].hash(NUMBER)) is None
+
+
+async def test_retention_never_forgets_a_stop(client: TestClient, text: Text) -> None:
+    """STOP, then retention removes the conversation: the number stays opted out, so a
+    later "hi" gets nothing and no YES can let Haven text first."""
+    await text("hi")
+    await text("STOP")
+    async with client.app[STORE].transaction() as tx:
+        await tx.purge_before(utcnow() + timedelta(days=400))
+        assert await tx.list_conversations() == []
+    assert await text("hi") == []
+    assert await text("yes") == []

@@ -34,6 +34,7 @@ def advisory_key(key: str) -> int:
 
 
 _MIGRATION_LOCK = advisory_key("\0migrations")
+_OUTBOX_LOCK = advisory_key("\0outbox-claims")
 
 
 @lru_cache(maxsize=512)
@@ -52,6 +53,11 @@ def _numbered(sql: str) -> str:
 class PgTx(SqlTx):
     _FOR_UPDATE = " FOR UPDATE"
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
+    async def _serialise_claims(self) -> None:
+        # Another worker's claim, not yet committed, still reads as 'pending': taking turns
+        # lets "no earlier text of this conversation is being sent" see it.
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", _OUTBOX_LOCK)
 
     def __init__(self, conn: asyncpg.Connection, crypto: Crypto) -> None:
         super().__init__(crypto)

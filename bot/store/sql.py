@@ -636,8 +636,12 @@ class SqlTx(Tx):
         )
         return int(r["id"])
 
+    async def _serialise_claims(self) -> None:
+        """Hook: PostgreSQL makes concurrent claimers take turns (see PgTx)."""
+
     async def claim_outbox(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
         _check(limit > 0, "limit must be positive")
+        await self._serialise_claims()
         at = self._at(now)
         rows = await self._fetch(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?"
@@ -880,7 +884,9 @@ class SqlTx(Tx):
         await self._execute("DELETE FROM replies WHERE created_at < ?", at)
         await self._execute("DELETE FROM early_statuses WHERE created_at < ?", at)
         await self._execute(
-            "DELETE FROM texters WHERE created_at < ? AND NOT EXISTS"
+            # An opted-out texter's row (a keyed hash and the flag) outlives their data:
+            # forgetting it would forget their STOP.
+            "DELETE FROM texters WHERE created_at < ? AND opted_out = 0 AND NOT EXISTS"
             " (SELECT 1 FROM conversations c WHERE c.texter_id = texters.id)",
             at,
         )

@@ -637,3 +637,14 @@ async def test_danger_after_stop_then_delete_says_start_not_an_advocate() -> Non
     conv.replies.clear()
     await INTAKE.escalate(conv, turn("he is here with a gun"))
     assert (conv.state, [s.id for s in conv.replies]) == ("opted_out", ["start_for_person"])
+
+
+@pytest.mark.parametrize(("origin", "after"), [("queued", "queued"), ("screening", "expired")])
+async def test_a_delete_question_open_at_expiry_lapses(origin: str, after: str) -> None:
+    """If the nudge never came (timers down), expiry still closes the DELETE question:
+    back to the queue, or expired mid-intake as the intake would; nothing deleted."""
+    conv = await drive_to(origin)
+    await send(conv, "DELETE")
+    conv.replies.clear()
+    await INTAKE.timer(conv, "expire", NOW)
+    assert (conv.state, conv.replies, conv.effects) == (after, [], [])

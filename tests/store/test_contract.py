@@ -646,6 +646,50 @@ async def test_outbox_keeps_each_conversations_order(store: Store, crypto: Crypt
         assert (failed.status, failed.error_code) == ("failed", "opted_out")
 
 
+async def test_a_second_claimer_waits_for_the_first_so_order_holds(
+    store: Store, crypto: Crypto
+) -> None:
+    """Worker A has claimed a conversation's first text but not yet committed; a second
+    text is written; worker B's claim waits for A and then sees the first one being sent,
+    so it does not send the second ahead of it."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        first = await outbound(tx, c.id, "first")
+        assert first.id is not None
+        await tx.enqueue_outbound(first.id, PHONE, NOW)
+    a_claimed = asyncio.Event()
+    a_may_commit = asyncio.Event()
+
+    async def worker_a() -> list[int]:
+        async with store.transaction() as tx:
+            got = [i.id for i in await tx.claim_outbox(NOW)]
+            a_claimed.set()
+            await a_may_commit.wait()
+            return got
+
+    async def worker_b() -> list[int]:
+        async with store.transaction() as tx:
+            return [i.id for i in await tx.claim_outbox(at(1))]
+
+    a = asyncio.create_task(worker_a())
+    await a_claimed.wait()
+    if isinstance(store, SqliteStore):
+        # One writer at a time already: B cannot even start until A commits.
+        second_id = None
+    else:
+        async with store.transaction() as tx:  # another connection writes the second text
+            second = await outbound(tx, c.id, "second")
+            assert second.id is not None
+            second_id = await tx.enqueue_outbound(second.id, PHONE, NOW)
+    b = asyncio.create_task(worker_b())
+    await asyncio.sleep(0.2)
+    assert not b.done()  # B waits for A's claim to commit
+    a_may_commit.set()
+    assert len(await a) == 1
+    assert await b == []  # the second (if any) waits behind the first, now 'sending'
+    _ = second_id
+
+
 async def test_concurrent_outbox_claimers_never_share_an_item(store: Store, crypto: Crypto) -> None:
     """Six workers claiming at once from thirty due items (thirty conversations, so none
     waits behind another): every item is handed out exactly once."""
