@@ -555,6 +555,8 @@ class SqlTx(Tx):
         error_code: str | None = None,
     ) -> None:
         _check(status in MESSAGE_STATUSES, f"unknown message status {status!r}")
+        if provider_sid is not None:
+            await self._lock_sid(provider_sid)
         n = await self._execute(
             "UPDATE messages SET status = ?, provider_sid = COALESCE(?, provider_sid),"
             " error_code = COALESCE(?, error_code) WHERE id = ?",
@@ -580,6 +582,7 @@ class SqlTx(Tx):
         status = STATUS_ALIASES.get(status, status)
         _check(status in STATUS_RANK, f"unknown delivery status {status!r}")
         utc(now)  # validated for the contract
+        await self._lock_sid(provider_sid)
         # One conditional UPDATE, so concurrent callbacks cannot move a status backwards.
         rank = _rank_sql("status")
         r = await self._one(
@@ -638,6 +641,9 @@ class SqlTx(Tx):
 
     async def _serialise_claims(self) -> None:
         """Hook: PostgreSQL makes concurrent claimers take turns (see PgTx)."""
+
+    async def _lock_sid(self, provider_sid: str) -> None:
+        """Hook: PostgreSQL makes a callback and the recording of its SID take turns."""
 
     async def claim_outbox(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
         _check(limit > 0, "limit must be positive")

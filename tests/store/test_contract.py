@@ -539,6 +539,40 @@ async def test_a_callback_that_beats_the_sid_is_applied_when_the_sid_is_recorded
         assert kept.status == "sent"  # the stray was cleared by retention, not applied
 
 
+async def test_a_callback_racing_the_sid_write_still_lands(store: Store, crypto: Crypto) -> None:
+    """A callback for an SID not yet recorded is in an open transaction when the outbox
+    records that SID: the two take turns, and the status lands."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        m = await outbound(tx, c.id)
+        assert m.id is not None
+    callback_open = asyncio.Event()
+    callback_may_commit = asyncio.Event()
+
+    async def callback() -> None:
+        async with store.transaction() as tx:
+            assert await tx.record_status("SMrace", "delivered", None, NOW) is None
+            callback_open.set()
+            await callback_may_commit.wait()
+
+    async def record_sid() -> None:
+        assert m.id is not None
+        async with store.transaction() as tx:
+            await tx.set_message_status(m.id, "sent", provider_sid="SMrace")
+
+    first = asyncio.create_task(callback())
+    await callback_open.wait()
+    second = asyncio.create_task(record_sid())
+    await asyncio.sleep(0.2)
+    assert not second.done()  # waits for the callback's transaction
+    callback_may_commit.set()
+    await first
+    await second
+    async with store.transaction() as tx:
+        (stored,) = [x for x in await tx.list_messages(c.id) if x.id == m.id]
+    assert stored.status == "delivered"
+
+
 async def test_concurrent_status_callbacks_end_at_the_furthest(
     store: Store, crypto: Crypto
 ) -> None:
