@@ -18,7 +18,7 @@ from bot import metrics
 from bot.events import Event, Events
 from bot.hours import Hours, in_unsafe_hours, parse_hours
 from bot.logs import get_logger
-from bot.queue import TRAINING_PREFIX, effective_priority, position_and_wait
+from bot.queue import HELD_STATES, is_role_play, position_and_wait, unclaimed_too_long
 from bot.settings import Settings
 from bot.sms.webhook import InboundSms
 from bot.store.base import (
@@ -63,7 +63,7 @@ def may_text_first(texter: Texter, now: datetime, hours: Hours) -> bool:
 def is_held(conv: Conversation) -> bool:
     """An advocate is texting with them (or they are answering DELETE's question mid-chat):
     Haven stays quiet, and rule 1 alarms people instead."""
-    return conv.advocate_id is not None and conv.state in ("with_advocate", "confirm_delete")
+    return conv.advocate_id is not None and conv.state in HELD_STATES
 
 
 def route_team(conv: Conversation) -> str:
@@ -472,33 +472,25 @@ class Engine:
             self.events.publish(Event("queue", {}))
         return len(waiting)
 
-    async def _training(self, conv: Conversation) -> bool:
-        async with self.store.transaction() as tx:
-            return (await tx.get_texter(conv.texter_id)).phone.startswith(TRAINING_PREFIX)
-
     async def check_alarms(self, now: datetime | None = None) -> list[int]:
         """Priority-1 texters waiting unclaimed longer than alarm_after: alarm once each."""
         now = now or utcnow()
         async with self.store.transaction() as tx:
             waiting = await tx.list_conversations(states=["queued"])
-        raised = []
-        for conv in waiting:
-            if (
-                effective_priority(conv, now, self.settings) == 1
-                and not await self._training(conv)
-                and conv.advocate_id is None
-                and conv.queued_at is not None
-                and (now - conv.queued_at).total_seconds() >= self.settings.alarm_after
-                and conv.id not in self._alarmed
-            ):
-                self._alarmed.add(conv.id)
-                raised.append(conv.id)
-                self.events.publish(
-                    Event(
-                        "alarm",
-                        {"conversation_id": conv.id, "reason": "p1_unclaimed", "advocate_id": None},
-                    )
+            due = [
+                c
+                for c in waiting
+                if unclaimed_too_long(c, now, self.settings)
+                and c.id not in self._alarmed
+                and not is_role_play(await tx.get_texter(c.texter_id))
+            ]
+        for conv in due:
+            self._alarmed.add(conv.id)
+            self.events.publish(
+                Event(
+                    "alarm",
+                    {"conversation_id": conv.id, "reason": "p1_unclaimed", "advocate_id": None},
                 )
-        live = {c.id for c in waiting}
-        self._alarmed &= live  # forget conversations that were claimed or closed
-        return raised
+            )
+        self._alarmed &= {c.id for c in waiting}  # forget those claimed or closed
+        return [c.id for c in due]

@@ -16,7 +16,8 @@ from datetime import datetime
 
 from bot.events import Event, Events
 from bot.settings import Settings
-from bot.store.base import Conflict, Conversation, Message, NotFound, Store, Tx, User
+from bot.store.base import Conflict, Conversation, Message, NotFound, Store, Texter, Tx, User
+from bot.triage import DANGER
 
 # Minutes an advocate spends on one texter, for the wait estimate until real data exists.
 DEFAULT_HANDLE_MINUTES = 10
@@ -31,7 +32,22 @@ TEAMS = ("general", "partner_violence", "trafficking", "spanish")
 QUEUE_LIMIT = 100_000
 # Role-play texters (bot.dashboard training) use fictional 555-01xx numbers.
 TRAINING_PREFIX = "+1202555"
-DANGER = frozenset({"emergency", "suicide"})
+
+
+def is_role_play(texter: Texter) -> bool:
+    return texter.phone.startswith(TRAINING_PREFIX)
+
+
+def unclaimed_too_long(conv: Conversation, now: datetime, settings: Settings) -> bool:
+    """A priority-1 texter (after aging) waiting unclaimed past alarm_after: the alarm that
+    the engine raises live and every page draws until someone takes them."""
+    return (
+        conv.state == QUEUED
+        and conv.advocate_id is None
+        and conv.queued_at is not None
+        and effective_priority(conv, now, settings) == 1
+        and (now - conv.queued_at).total_seconds() >= settings.alarm_after
+    )
 
 
 @dataclass
@@ -114,7 +130,7 @@ async def snapshot(store: Store, now: datetime, settings: Settings) -> list[Queu
                     first_words=first[:60],
                     safe_to_text=texter.safe_to_text,
                     labels=list(conv.labels),
-                    training=texter.phone.startswith(TRAINING_PREFIX),
+                    training=is_role_play(texter),
                 )
             )
         return entries
@@ -190,11 +206,7 @@ async def take_next(
         queue = ordered(
             await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
         )
-        role_play = {
-            c.id
-            for c in queue
-            if (await tx.get_texter(c.texter_id)).phone.startswith(TRAINING_PREFIX)
-        }
+        role_play = {c.id for c in queue if is_role_play(await tx.get_texter(c.texter_id))}
     for conv in queue:
         if not settings.cross_team and fresh.teams and conv.team and conv.team not in fresh.teams:
             continue

@@ -44,10 +44,10 @@ from typing import Any
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from bot.triage_model import MODEL_PATH, Model, load_model
+from bot.triage_model import LABELS, MODEL_PATH, Model, load_model
 from bot.triage_model import features as model_features
 
-LABELS = ("emergency", "suicide", "trafficking", "abuse")
+DANGER = frozenset({"emergency", "suicide"})  # the labels that put 911 / 988 in the reply
 LANGUAGES = ("en", "es")
 LEXICON_DIR = Path(__file__).with_name("lexicon")
 
@@ -61,7 +61,7 @@ class Triage:
 
     @property
     def danger(self) -> bool:
-        return "emergency" in self.labels or "suicide" in self.labels
+        return bool(DANGER & self.labels)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -487,7 +487,7 @@ def detect_language(text: str) -> str:
 
 
 def priority_for(labels: frozenset[str]) -> int:
-    if labels & {"emergency", "suicide"}:
+    if labels & DANGER:
         return 1
     if "trafficking" in labels:
         return 2
@@ -673,11 +673,7 @@ def _model_labels(words: list[str], folded: str, signals: set[str]) -> set[str]:
     # An idiom, or laughter ("lol", "jaja", 😂), makes the model's danger vote too weak alone.
     idiom = "lol" in plain or any(s.startswith("idiom:") for s in signals)
     vetoed = {s.split(":")[1] for s in signals if s.split(":")[0] in _MODEL_VETOES}
-    return {
-        label
-        for label in found
-        if label not in vetoed and not (idiom and label in ("emergency", "suicide"))
-    }
+    return {label for label in found if label not in vetoed and not (idiom and label in DANGER)}
 
 
 def triage(text: str, language: str | None = None) -> Triage:

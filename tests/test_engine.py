@@ -17,7 +17,7 @@ from bot.app import create_app
 from bot.engine import utcnow
 from bot.keys import ENGINE, SENDER, STORE
 from bot.settings import Settings
-from bot.store.base import Conversation, Message
+from bot.store.base import Conversation, Message, User
 
 Text = Callable[..., Awaitable[list[str]]]
 NUMBER = "+15551230001"
@@ -54,6 +54,20 @@ async def outbox_bodies(app: web.Application) -> list[str]:
 
 def joined(texts: list[str]) -> str:
     return "\n".join(texts)
+
+
+async def held_by_ana(client: TestClient, text: Text) -> tuple[Conversation, User]:
+    """The texter asks for a person and advocate Ana takes them."""
+    from bot.queue import claim
+
+    await text("hi")
+    await text("AGENT")
+    async with client.app[STORE].transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
+    conv = await conversation(client.app)
+    assert conv is not None
+    await claim(client.app[STORE], conv.id, ana, utcnow())
+    return conv, ana
 
 
 async def intake(text: Text, number: str = NUMBER) -> list[list[str]]:
@@ -349,15 +363,7 @@ async def test_stop_while_held_lets_go_so_danger_later_gets_911(
 ) -> None:
     """A held texter sends STOP: the advocate's hold ends with it. After START, danger is
     answered with 911 again (no conversation is left half-held, where nobody answers)."""
-    from bot.queue import claim
-
-    await text("hi")
-    await text("AGENT")
-    async with client.app[STORE].transaction() as tx:
-        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
-    conv = await conversation(client.app)
-    assert conv is not None
-    await claim(client.app[STORE], conv.id, ana, utcnow())
+    await held_by_ana(client, text)
     await text("STOP")
     stopped = await conversation(client.app)
     assert stopped is not None and stopped.advocate_id is None
@@ -408,15 +414,7 @@ async def test_queue_position_counts_the_new_priority(client: TestClient, text: 
 async def test_stop_cancels_texts_still_waiting_to_go(client: TestClient, text: Text) -> None:
     """An advocate's reply waits in the outbox when the texter sends STOP: it is never
     sent, and the transcript shows it failed (opted out)."""
-    from bot.queue import claim
-
-    await text("hi")
-    await text("AGENT")
-    async with client.app[STORE].transaction() as tx:
-        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
-    conv = await conversation(client.app)
-    assert conv is not None
-    await claim(client.app[STORE], conv.id, ana, utcnow())
+    conv, ana = await held_by_ana(client, text)
     from bot.sms.outbox import OutboxWorker
 
     # Written a moment from now, so no worker can send it before the STOP arrives.
@@ -473,15 +471,9 @@ async def test_a_delete_question_survives_the_advocate_letting_go(
 ) -> None:
     """A held texter sends DELETE; before they answer, the advocate hands them back to the
     queue. Their YES still deletes everything (the question stays open)."""
-    from bot.queue import claim, release
+    from bot.queue import release
 
-    await text("hi")
-    await text("AGENT")
-    async with client.app[STORE].transaction() as tx:
-        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
-    conv = await conversation(client.app)
-    assert conv is not None
-    await claim(client.app[STORE], conv.id, ana, utcnow())
+    conv, ana = await held_by_ana(client, text)
     await text("DELETE")
     await release(client.app[STORE], conv.id, ana, utcnow())
     await text("YES")

@@ -34,6 +34,7 @@ from bot.dashboard.security import (
 from bot.events import Event
 from bot.keys import ENGINE, EVENTS, SETTINGS, STORE
 from bot.store.base import ENDED_STATES, Conflict, Conversation, NotFound, Tx, User
+from bot.triage import DANGER
 
 routes = web.RouteTableDef()
 THROTTLE = web.AppKey("dashboard_throttle", accounts.LoginThrottle)
@@ -93,9 +94,6 @@ async def base_context(request: web.Request, **extra: Any) -> dict[str, Any]:
     return context
 
 
-DANGER_LABELS = frozenset({"emergency", "suicide"})
-
-
 async def standing_alarms(request: web.Request, user: User) -> list[dict[str, Any]]:
     """Alarms that still stand, drawn on every page load so a reload or a late sign-in
     never hides one: a priority-1 texter unclaimed past alarm_after (everyone), and a held
@@ -106,21 +104,16 @@ async def standing_alarms(request: web.Request, user: User) -> list[dict[str, An
     async with request.app[STORE].transaction() as tx:
         for conv in await tx.list_conversations(states=["queued", "with_advocate"]):
             if conv.state == "queued":
-                if (
-                    conv.advocate_id is None
-                    and conv.queued_at is not None
-                    and queue.effective_priority(conv, now, settings) == 1
-                    and (now - conv.queued_at).total_seconds() >= settings.alarm_after
-                ):
+                if queue.unclaimed_too_long(conv, now, settings):
                     alarms.append({"cid": conv.id, "reason": "p1_unclaimed"})
                 continue
             if user.role == "advocate" and conv.advocate_id != user.id:
                 continue
-            if not DANGER_LABELS & set(conv.labels):
+            if not DANGER & set(conv.labels):
                 continue  # cheap: a conversation that never showed danger has no alarm
             messages = await tx.list_messages(conv.id)
             last_in = next((m for m in reversed(messages) if m.direction == "in"), None)
-            if last_in is None or not DANGER_LABELS & set(last_in.labels):
+            if last_in is None or not DANGER & set(last_in.labels):
                 continue
             answered = any(
                 m.direction == "out" and m.author.startswith("advocate:") and m.id > last_in.id
@@ -420,7 +413,7 @@ async def transcript_context(tx: Tx, conv: Conversation) -> dict[str, Any]:
                 except (NotFound, ValueError):
                     authors[m.author] = "advocate"
             label = authors[m.author]
-        danger = bool({"emergency", "suicide"} & set(m.labels))
+        danger = bool(DANGER & set(m.labels))
         rows.append({"m": m, "author": label or m.author, "danger": danger})
     return {"messages": rows, "last_id": messages[-1].id if messages else 0}
 
@@ -468,7 +461,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         offered=conv.transfer_to == user.id,
         ended=conv.state in ENDED_STATES,
         answers=readable_answers(conv.answers),
-        training=texter.phone.startswith(TRAINING_PREFIX),
+        training=queue.is_role_play(texter),
         **transcript,
     )
     return aiohttp_jinja2.render_template("conversation.html", request, context)
