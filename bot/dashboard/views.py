@@ -104,7 +104,9 @@ async def standing_alarms(request: web.Request, user: User) -> list[dict[str, An
     async with request.app[STORE].transaction() as tx:
         for conv in await tx.list_conversations(states=["queued", "with_advocate"]):
             if conv.state == "queued":
-                if queue.unclaimed_too_long(conv, now, settings):
+                if queue.unclaimed_too_long(conv, now, settings) and not queue.is_role_play(
+                    await tx.get_texter(conv.texter_id)
+                ):
                     alarms.append({"cid": conv.id, "reason": "p1_unclaimed"})
                 continue
             if user.role == "advocate" and conv.advocate_id != user.id:

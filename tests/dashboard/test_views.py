@@ -631,3 +631,9 @@ async def test_take_next_never_hands_out_a_role_play_before_a_texter(
     assert (await taken.json())["conversation_id"] == real  # type: ignore[attr-defined]
     engine = client.server.app[ENGINE]
     assert await engine.check_alarms(utcnow() + timedelta(seconds=61)) == []
+    from unittest.mock import patch
+
+    from bot.dashboard import views
+
+    with patch.object(views, "utcnow", return_value=utcnow() + timedelta(seconds=61)):
+        assert "p1_unclaimed" not in await (await client.get("/dashboard/queue")).text()
