@@ -14,28 +14,33 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot import vocabulary
 from bot.events import Event, Events
 from bot.settings import Settings
 from bot.store.base import Conflict, Conversation, Message, NotFound, Store, Texter, Tx, User
 from bot.triage import DANGER
+from bot.vocabulary import mask_number
+from flows import states
 
 # Minutes an advocate spends on one texter, for the wait estimate until real data exists.
 DEFAULT_HANDLE_MINUTES = 10
-QUEUED = "queued"
-HELD = "with_advocate"
+QUEUED = states.QUEUED
+HELD = states.WITH_ADVOCATE
 # Held, or held while the texter answers DELETE's question: the advocate can still act.
-HELD_STATES = (HELD, "confirm_delete")
+HELD_STATES = tuple(sorted(states.HELD_STATES))
+# Aging lifts a waiting texter one level per aging_every, never above this: a P1 is only
+# ever someone whose own words or answers showed danger.
+AGING_CEILING = 2
 # Teams a conversation can be routed to (bot.engine.route_team) or transferred between:
 # partner programs sharing one Haven hand texters over with their context, no re-asking.
 TEAMS = ("general", "partner_violence", "trafficking", "spanish")
 # Far beyond any real queue; the store's default page would drop the longest waiters.
 QUEUE_LIMIT = 100_000
-# Role-play texters (bot.dashboard training) use fictional 555-01xx numbers.
-TRAINING_PREFIX = "+1202555"
 
 
 def is_role_play(texter: Texter) -> bool:
-    return texter.phone.startswith(TRAINING_PREFIX)
+    """Role-play texters (the dashboard's training page) use fictional 555-01xx numbers."""
+    return vocabulary.is_role_play(texter.phone)
 
 
 def unclaimed_too_long(conv: Conversation, now: datetime, settings: Settings) -> bool:
@@ -74,16 +79,26 @@ def telling_words(messages: list[Message]) -> str:
     return max((m.body for m in said), key=len, default="")
 
 
-def mask_number(phone: str) -> str:
-    digits = [c for c in phone if c.isdigit()]
-    return "…" + "".join(digits[-2:])
-
-
 def effective_priority(conv: Conversation, now: datetime, settings: Settings) -> int:
-    if conv.queued_at is None:
+    """The priority the queue orders by: the conversation's own (from the texter's words
+    and answers), lifted one level per `aging_every` waited, but never above P2 by aging
+    alone, so an aged texter never reaches or passes anyone whose own words made them P1."""
+    if conv.queued_at is None or conv.priority <= AGING_CEILING:
         return conv.priority
-    waited = (now - conv.queued_at).total_seconds()
-    return max(1, conv.priority - int(waited // settings.aging_every))
+    waited = max(0.0, (now - conv.queued_at).total_seconds())
+    return max(AGING_CEILING, conv.priority - int(waited // settings.aging_every))
+
+
+def priority_basis(conv: Conversation, now: datetime, settings: Settings) -> str:
+    """Why the texter has the priority the queue shows: "aging" when waiting lifted it,
+    "screening" when an answer to a screening question set it, "words" when their own
+    messages did, "none" at the lowest priority."""
+    if effective_priority(conv, now, settings) < conv.priority:
+        return "aging"
+    if conv.priority >= 4:
+        return "none"
+    basis = conv.flow.get("priority_basis")
+    return basis if basis in ("words", "screening") else "words"
 
 
 def sort_key(conv: Conversation, now: datetime, settings: Settings) -> tuple[int, datetime]:

@@ -18,7 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from bot import queue
+from bot import queue, vocabulary
 from bot.dashboard import accounts, diagram
 from bot.dashboard.security import (
     ANY_STAFF,
@@ -44,7 +44,7 @@ MAX_CAPACITY = 10
 MAX_NOTE = 4000
 SHIFT_HOURS = 12
 BUCKET_MINUTES = 5
-TRAINING_PREFIX = queue.TRAINING_PREFIX  # 555-0100..0199 are reserved for fiction
+TRAINING_PREFIX = vocabulary.ROLE_PLAY_PREFIX  # 555-0100..0199 are reserved for fiction
 # Screening answers as an advocate reads them, in the order the flow asks.
 QUESTION_NAMES = {
     "weapon": "weapon used or threatened",
@@ -299,7 +299,7 @@ async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
                 row = {
                     "conv": conv,
                     "alias": texter.alias,
-                    "masked": queue.mask_number(texter.phone),
+                    "masked": vocabulary.mask_number(texter.phone),
                 }
                 (offers if conv.transfer_to == user.id else mine).append(row)
         fresh = await tx.get_user(user.id)
@@ -451,7 +451,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         request,
         conv=conv,
         alias=texter.alias,
-        masked=queue.mask_number(texter.phone),
+        masked=vocabulary.mask_number(texter.phone),
         safe_to_text=texter.safe_to_text,
         notes=notes,
         colleagues=colleagues,
@@ -646,7 +646,7 @@ async def supervisor_context(request: web.Request) -> dict[str, Any]:
                 {
                     "conv": conv,
                     "alias": texter.alias,
-                    "masked": queue.mask_number(texter.phone),
+                    "masked": vocabulary.mask_number(texter.phone),
                     "holder": names.get(conv.advocate_id or -1, ""),
                     "offered": names.get(conv.transfer_to or -1, ""),
                     "priority": queue.effective_priority(conv, now, settings)
@@ -769,7 +769,7 @@ async def training_number(request: web.Request, reset: bool = False) -> str:
     session = await get_session(request)
     number = session.get("training_number")
     if reset or not isinstance(number, str):
-        number = f"{TRAINING_PREFIX}01{secrets.randbelow(100):02d}"
+        number = f"{TRAINING_PREFIX}{secrets.randbelow(100):02d}"
         session["training_number"] = number
         session["training_convs"] = []
     return number
@@ -787,7 +787,10 @@ async def training_page(request: web.Request) -> web.StreamResponse:
     ctx_user(request)
     number = await training_number(request)
     context = await base_context(
-        request, number=number, masked=queue.mask_number(number), **await _training_ctx(request)
+        request,
+        number=number,
+        masked=vocabulary.mask_number(number),
+        **await _training_ctx(request),
     )
     return aiohttp_jinja2.render_template("training.html", request, context)
 

@@ -22,6 +22,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from bot.settings import Settings
+from bot.vocabulary import mask_number
 
 # Twilio error codes that no retry can fix (https://www.twilio.com/docs/api/errors).
 # Any other 4xx but 429 is treated as permanent too; these are the ones worth naming.
@@ -57,12 +58,6 @@ class Sender(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-def mask_number(number: str) -> str:
-    """What a person may see of a number: its last two digits."""
-    digits = [c for c in number if c.isdigit()]
-    return "…" + "".join(digits[-2:])
 
 
 class ConsoleSender:

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Direction = Literal["in", "out"]
+# Re-exported for the backends; flows.states defines every state name and set.
+from flows.states import ENDED_STATES as ENDED_STATES
+from flows.states import INTAKE_STATES as INTAKE_STATES
 
-# Conversation states in which the texter is still in Haven's intake (timers apply).
-INTAKE_STATES = frozenset({"new", "safety_check", "paused", "need", "screening", "location"})
-# States in which a conversation is finished; a new inbound message opens a new one.
-ENDED_STATES = frozenset({"closed", "expired", "exited"})
+Direction = Literal["in", "out"]
 
 
 @dataclass

@@ -621,10 +621,10 @@ async def test_take_next_never_hands_out_a_role_play_before_a_texter(
     gives the advocate the real texter, and no unclaimed alarm fires for the rehearsal."""
     from bot.engine import utcnow
     from bot.keys import ENGINE
-    from bot.queue import TRAINING_PREFIX
+    from bot.vocabulary import ROLE_PLAY_PREFIX
 
     real = await queued(client, text, first="he took my passport")
-    await text("he has a gun and says he will shoot me", number=TRAINING_PREFIX + "0160")
+    await text("he has a gun and says he will shoot me", number=ROLE_PLAY_PREFIX + "60")
     await make_user("ana")
     token = await sign_in(client, "ana")
     taken = await post(client, "/dashboard/take-next", token)
