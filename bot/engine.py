@@ -370,11 +370,7 @@ class Engine:
             raise ValueError("the message is empty")
         if len(body) > 1600:
             raise ValueError("the message is longer than 1600 characters")
-        async with self.store.transaction() as tx:
-            texter_id = (await tx.get_conversation(conversation_id)).texter_id
-            phone_hash = (await tx.get_texter(texter_id)).phone_hash
-        async with self.store.transaction(lock_key=phone_hash) as tx:
-            conv = await tx.get_conversation(conversation_id)
+        async with self.store.locked_conversation(conversation_id) as (tx, conv):
             texter = await tx.get_texter(conv.texter_id)
             if not is_held(conv) or (conv.advocate_id != user.id and user.role == "advocate"):
                 raise Conflict("you do not hold that conversation")

@@ -9,8 +9,6 @@ overwrite each other.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -151,17 +149,6 @@ async def snapshot(store: Store, now: datetime, settings: Settings) -> list[Queu
         return entries
 
 
-@asynccontextmanager
-async def locked(store: Store, conversation_id: int) -> AsyncIterator[tuple[Tx, Conversation]]:
-    """A transaction holding the conversation's texter lock, with the conversation loaded
-    after the lock is taken."""
-    async with store.transaction() as tx:
-        conv = await tx.get_conversation(conversation_id)
-        texter = await tx.get_texter(conv.texter_id)
-    async with store.transaction(lock_key=texter.phone_hash) as tx:
-        yield tx, await tx.get_conversation(conversation_id)
-
-
 def _move(conv: Conversation, state: str) -> None:
     """Put the conversation in `state`; but while the texter is answering DELETE's
     question the question stays open, and `state` is where a "no" (or its lapse) returns."""
@@ -201,7 +188,7 @@ async def claim(
     store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
 ) -> Conversation:
     """Take one queued conversation. Conflict if someone else has it or it left the queue."""
-    async with locked(store, conversation_id) as (tx, conv):
+    async with store.locked_conversation(conversation_id) as (tx, conv):
         if conv.state != QUEUED or conv.advocate_id is not None:
             raise Conflict("that conversation is no longer waiting")
         await _ready_to_hold(tx, user.id)
@@ -246,7 +233,7 @@ async def offer_transfer(
     now: datetime,
     events: Events | None = None,
 ) -> Conversation:
-    async with locked(store, conversation_id) as (tx, conv):
+    async with store.locked_conversation(conversation_id) as (tx, conv):
         if conv.state not in HELD_STATES or conv.advocate_id != from_user.id:
             raise Conflict("you do not hold that conversation")
         if to_user_id == from_user.id:
@@ -265,7 +252,7 @@ async def offer_transfer(
 async def accept_transfer(
     store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
 ) -> Conversation:
-    async with locked(store, conversation_id) as (tx, conv):
+    async with store.locked_conversation(conversation_id) as (tx, conv):
         if conv.transfer_to != user.id or conv.state not in HELD_STATES:
             raise Conflict("there is no transfer waiting for you")
         await _ready_to_hold(tx, user.id)
@@ -312,7 +299,7 @@ async def sign_out(
 async def decline_transfer(
     store: Store, conversation_id: int, user: User, now: datetime, events: Events | None = None
 ) -> Conversation:
-    async with locked(store, conversation_id) as (tx, conv):
+    async with store.locked_conversation(conversation_id) as (tx, conv):
         if conv.transfer_to != user.id or conv.state not in HELD_STATES:
             raise Conflict("there is no transfer waiting for you")
         conv.transfer_to, conv.updated_at = None, now
@@ -334,7 +321,7 @@ async def release(
     `team`, to that team's queue (a transfer between programs)."""
     if team is not None and team not in TEAMS:
         raise ValueError(f"team must be one of: {', '.join(TEAMS)}")
-    async with locked(store, conversation_id) as (tx, conv):
+    async with store.locked_conversation(conversation_id) as (tx, conv):
         if conv.state not in HELD_STATES or (
             conv.advocate_id != user.id and user.role == "advocate"
         ):
@@ -360,7 +347,7 @@ async def reassign(
 ) -> Conversation:
     if supervisor.role not in ("supervisor", "admin"):
         raise Conflict("only a supervisor can reassign")
-    async with locked(store, conversation_id) as (tx, conv):
+    async with store.locked_conversation(conversation_id) as (tx, conv):
         if conv.state not in (QUEUED, HELD):
             raise Conflict("that conversation is not open")
         if conv.advocate_id == to_user_id:
@@ -398,7 +385,7 @@ async def close(
 ) -> Conversation:
     if disposition not in DISPOSITIONS:
         raise ValueError(f"disposition must be one of: {', '.join(DISPOSITIONS)}")
-    async with locked(store, conversation_id) as (tx, conv):
+    async with store.locked_conversation(conversation_id) as (tx, conv):
         if conv.state not in HELD_STATES or (
             conv.advocate_id != user.id and user.role == "advocate"
         ):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -352,6 +352,20 @@ class Store(abc.ABC):
     def transaction(self, lock_key: str | None = None) -> AbstractAsyncContextManager[Tx]:
         """A transaction; with lock_key, serialised with others holding the same key.
         Commits on normal exit, rolls back on an exception."""
+
+    @asynccontextmanager
+    async def locked_conversation(
+        self, conversation_id: int
+    ) -> AsyncIterator[tuple[Tx, Conversation]]:
+        """A transaction holding the conversation's texter lock, with the conversation loaded
+        after the lock is taken (never before: another holder may be changing it). NotFound
+        when there is no such conversation."""
+        async with self.transaction() as tx:
+            phone_hash = (
+                await tx.get_texter((await tx.get_conversation(conversation_id)).texter_id)
+            ).phone_hash
+        async with self.transaction(lock_key=phone_hash) as tx:
+            yield tx, await tx.get_conversation(conversation_id)
 
     async def notify(self, channel: str, payload: str) -> None:  # noqa: B027
         """Publish a small event to other processes (PostgreSQL NOTIFY); no-op here."""
