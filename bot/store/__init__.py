@@ -14,6 +14,7 @@ from bot.settings import Settings
 from bot.store.base import (
     ENDED_STATES,
     INTAKE_STATES,
+    Alarm,
     AuditEntry,
     Conflict,
     Conversation,
@@ -31,6 +32,7 @@ from bot.store.base import (
 __all__ = [
     "ENDED_STATES",
     "INTAKE_STATES",
+    "Alarm",
     "AuditEntry",
     "Conflict",
     "Conversation",

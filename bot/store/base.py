@@ -128,6 +128,16 @@ class AuditEntry:
     created_at: datetime | None = None
 
 
+@dataclass
+class Alarm:
+    """A staff alarm about one conversation, recorded so it fires once across processes."""
+
+    conversation_id: int
+    kind: str  # e.g. "unclaimed_p1", "danger_while_held" (the caller's names)
+    raised_at: datetime
+    cleared_at: datetime | None = None  # None while it is active
+
+
 class NotFound(LookupError):
     """The record asked for does not exist."""
 
@@ -313,6 +323,25 @@ class Tx(abc.ABC):
     async def list_audit(
         self, conversation_id: int | None = None, limit: int = 200
     ) -> list[AuditEntry]: ...
+
+    # -- alarms --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def raise_alarm(self, conversation_id: int, kind: str, now: datetime) -> bool:
+        """Record an alarm. True only for the one caller that raised it (a new row, or one
+        that had been cleared, raised again at `now`); False while it is still active, so
+        among any number of processes racing to raise it exactly one gets True."""
+
+    @abc.abstractmethod
+    async def clear_alarms(
+        self, conversation_id: int, now: datetime, kinds: Sequence[str] | None = None
+    ) -> list[str]:
+        """Mark this conversation's active alarms (of `kinds`, or all) cleared at `now`;
+        return the kinds cleared, sorted."""
+
+    @abc.abstractmethod
+    async def list_alarms(self, *, active: bool = True) -> list[Alarm]:
+        """Active alarms (or, with active=False, every recorded one), oldest raised first.
+        A conversation's alarms go when it is deleted or purged (quick exit)."""
 
     # -- operations ----------------------------------------------------------------------
     @abc.abstractmethod

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from bot.crypto import Crypto
 from bot.store.base import (
     ENDED_STATES,
+    Alarm,
     AuditEntry,
     Conflict,
     Conversation,
@@ -456,6 +457,8 @@ class SqlTx(Tx):
         # after a quick exit (enqueue anything meant to go out after calling this).
         await self._execute("DELETE FROM messages WHERE conversation_id = ?", conversation_id)
         await self._execute("DELETE FROM notes WHERE conversation_id = ?", conversation_id)
+        # The conversation has ended: nothing about it is left for staff to be alarmed by.
+        await self._execute("DELETE FROM alarms WHERE conversation_id = ?", conversation_id)
         await self._execute(
             "UPDATE conversations SET private_enc = NULL, purged = 1 WHERE id = ?",
             conversation_id,
@@ -862,6 +865,56 @@ class SqlTx(Tx):
                 conversation_id=r["conversation_id"],
                 detail=r["detail"],
                 created_at=self._dt(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    # -- alarms ----------------------------------------------------------------------------------
+    async def raise_alarm(self, conversation_id: int, kind: str, now: datetime) -> bool:
+        _check(bool(kind), "an alarm needs a kind")
+        # One statement, so the database decides the race: a row comes back only when this
+        # call inserted the alarm or revived a cleared one (SQLite >= 3.35, PostgreSQL).
+        r = await self._one(
+            "INSERT INTO alarms (conversation_id, kind, raised_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (conversation_id, kind) DO UPDATE SET"
+            " raised_at = excluded.raised_at, cleared_at = NULL"
+            " WHERE alarms.cleared_at IS NOT NULL RETURNING conversation_id",
+            conversation_id,
+            kind,
+            self._at(now),
+        )
+        return r is not None
+
+    async def clear_alarms(
+        self, conversation_id: int, now: datetime, kinds: Sequence[str] | None = None
+    ) -> list[str]:
+        where = ""
+        args: list[Any] = []
+        if kinds is not None:
+            if not kinds:
+                return []
+            where = f" AND kind IN ({_marks(len(kinds))})"
+            args = list(kinds)
+        rows = await self._fetch(
+            "UPDATE alarms SET cleared_at = ? WHERE conversation_id = ? AND cleared_at IS NULL"
+            f"{where} RETURNING kind",
+            self._at(now),
+            conversation_id,
+            *args,
+        )
+        return sorted(r["kind"] for r in rows)
+
+    async def list_alarms(self, *, active: bool = True) -> list[Alarm]:
+        where = " WHERE cleared_at IS NULL" if active else ""
+        rows = await self._fetch(
+            f"SELECT * FROM alarms{where} ORDER BY raised_at, conversation_id, kind"
+        )
+        return [
+            Alarm(
+                conversation_id=r["conversation_id"],
+                kind=r["kind"],
+                raised_at=self._dt(r["raised_at"]),
+                cleared_at=self._dto(r["cleared_at"]),
             )
             for r in rows
         ]

@@ -15,6 +15,7 @@ import pytest
 from bot.crypto import Crypto
 from bot.settings import Settings
 from bot.store import (
+    Alarm,
     Conflict,
     Conversation,
     Message,
@@ -25,7 +26,7 @@ from bot.store import (
     open_store,
 )
 from bot.store.postgres import PgListener, PostgresStore
-from bot.store.sql import SqlTx
+from bot.store.sql import SqlTx, load_migrations
 from bot.store.sqlite import SqliteStore
 
 from .conftest import PG_URL, Backend
@@ -957,6 +958,140 @@ async def test_nothing_a_texter_said_is_stored_in_plaintext(
     raw = await backend.raw_dump()
     for secret in secrets:
         assert secret.encode() not in raw, secret
+
+
+# -- alarms ---------------------------------------------------------------------------------
+
+
+async def test_an_alarm_is_raised_once_until_cleared(store: Store, crypto: Crypto) -> None:
+    """raise_alarm is True for the first raise, False while the alarm is active (even for
+    a later time), True again once cleared; clear_alarms returns what it cleared, only
+    once, and only the kinds asked for."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        assert await tx.raise_alarm(c.id, "unclaimed_p1", NOW) is True
+        assert await tx.raise_alarm(c.id, "unclaimed_p1", at(1)) is False
+        assert await tx.raise_alarm(c.id, "danger_while_held", at(2)) is True
+    async with store.transaction() as tx:
+        assert await tx.raise_alarm(c.id, "unclaimed_p1", at(3)) is False
+        assert await tx.clear_alarms(c.id, at(4), kinds=["unclaimed_p1", "other"]) == [
+            "unclaimed_p1"
+        ]
+        assert await tx.clear_alarms(c.id, at(5), kinds=["unclaimed_p1"]) == []
+        assert await tx.clear_alarms(c.id, at(5), kinds=[]) == []
+        assert await tx.raise_alarm(c.id, "unclaimed_p1", at(6)) is True
+        assert await tx.raise_alarm(c.id, "unclaimed_p1", at(7)) is False
+        assert await tx.clear_alarms(c.id, at(8)) == ["danger_while_held", "unclaimed_p1"]
+        assert await tx.list_alarms() == []
+        with pytest.raises(ValueError):
+            await tx.raise_alarm(c.id, "", NOW)
+    with pytest.raises(NotFound):
+        async with store.transaction() as tx:
+            await tx.raise_alarm(c.id + 1000, "unclaimed_p1", NOW)
+
+
+async def test_list_alarms_active_or_all(store: Store, crypto: Crypto) -> None:
+    """list_alarms() gives active alarms, oldest raised first; active=False adds cleared
+    ones with their clearing time; a re-raised alarm shows its new raising time."""
+    _, c = await seed(store, crypto)
+    _, d = await seed(store, crypto, "+15553334444")
+    async with store.transaction() as tx:
+        await tx.raise_alarm(d.id, "unclaimed_p1", at(1))
+        await tx.raise_alarm(c.id, "unclaimed_p1", NOW)
+        await tx.raise_alarm(c.id, "danger_while_held", at(2))
+        await tx.clear_alarms(c.id, at(3), kinds=["danger_while_held"])
+    async with store.transaction() as tx:
+        assert await tx.list_alarms() == [
+            Alarm(c.id, "unclaimed_p1", NOW, None),
+            Alarm(d.id, "unclaimed_p1", at(1), None),
+        ]
+        assert await tx.list_alarms(active=False) == [
+            Alarm(c.id, "unclaimed_p1", NOW, None),
+            Alarm(d.id, "unclaimed_p1", at(1), None),
+            Alarm(c.id, "danger_while_held", at(2), at(3)),
+        ]
+        assert await tx.raise_alarm(c.id, "danger_while_held", at(4)) is True
+        assert (await tx.list_alarms())[-1] == Alarm(c.id, "danger_while_held", at(4), None)
+
+
+async def test_concurrent_raisers_exactly_one_wins(store: Store, crypto: Crypto) -> None:
+    """Transactions racing to raise the same alarm (as several processes' alarm loops do):
+    exactly one gets True, for a new alarm and again for a cleared one."""
+    _, c = await seed(store, crypto)
+
+    async def raiser(minute: int) -> bool:
+        async with store.transaction() as tx:
+            raised = await tx.raise_alarm(c.id, "unclaimed_p1", at(minute))
+            await asyncio.sleep(0.01)  # hold the transaction open so the others overlap
+            return raised
+
+    assert sorted(await asyncio.gather(*(raiser(m) for m in range(4)))) == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    async with store.transaction() as tx:
+        assert await tx.clear_alarms(c.id, at(10)) == ["unclaimed_p1"]
+    assert sorted(await asyncio.gather(*(raiser(m) for m in range(11, 15)))) == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    async with store.transaction() as tx:
+        assert len(await tx.list_alarms(active=False)) == 1
+
+
+async def test_alarms_go_with_their_conversation(store: Store, crypto: Crypto) -> None:
+    """A conversation's alarms are removed by DELETE (delete_texter), quick exit
+    (purge_conversation) and retention (purge_before); others' alarms stay."""
+    deleted, c1 = await fill(store, crypto, "+15550000001")
+    _, c2 = await fill(store, crypto, "+15550000002")
+    _, c3 = await fill(store, crypto, "+15550000003")
+    _, kept = await fill(store, crypto, "+15550000004")
+    async with store.transaction() as tx:
+        for c in (c1, c2, c3, kept):
+            await tx.raise_alarm(c.id, "danger_while_held", NOW)
+            await tx.raise_alarm(c.id, "unclaimed_p1", NOW)
+            await tx.clear_alarms(c.id, NOW, kinds=["unclaimed_p1"])
+        c3.state, c3.closed_at, c3.updated_at = "closed", NOW, NOW
+        await tx.save_conversation(c3)
+    async with store.transaction() as tx:
+        await tx.delete_texter(deleted.id)
+        await tx.purge_conversation(c2.id)
+        assert await tx.purge_before(at(10)) == 1
+    async with store.transaction() as tx:
+        assert {a.conversation_id for a in await tx.list_alarms(active=False)} == {kept.id}
+        assert len(await tx.list_alarms(active=False)) == 2
+
+
+async def test_migrate_brings_a_database_at_0003_up_to_alarms(
+    backend: Backend, crypto: Crypto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database migrated before alarms existed (through 0003, with a conversation in it)
+    gets 0004 from migrate(), and its existing conversation can then raise an alarm."""
+    module = "bot.store.sqlite" if backend.name == "sqlite" else "bot.store.postgres"
+    dialect = "sqlite" if backend.name == "sqlite" else "postgres"
+    monkeypatch.setattr(f"{module}.load_migrations", lambda _: load_migrations(dialect)[:3])
+    old = backend.make()
+    await old.open()
+    try:
+        assert await old.migrate() == [1, 2, 3]
+        _, c = await seed(old, crypto)
+    finally:
+        await old.close()
+    monkeypatch.undo()
+    new = backend.make()
+    await new.open()
+    try:
+        assert await new.pending_migrations() == [4]
+        assert await new.migrate() == [4]
+        async with new.transaction() as tx:
+            assert await tx.raise_alarm(c.id, "unclaimed_p1", NOW) is True
+            assert await tx.list_alarms() == [Alarm(c.id, "unclaimed_p1", NOW, None)]
+    finally:
+        await new.close()
 
 
 # -- events across processes ----------------------------------------------------------------
