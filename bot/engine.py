@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import metrics
+from bot import alarms, metrics
 from bot.events import Event, Events
 from bot.hours import Hours, in_unsafe_hours, parse_hours
 from bot.logs import get_logger
-from bot.queue import HELD_STATES, is_role_play, position_and_wait, unclaimed_too_long
+from bot.queue import position_and_wait
 from bot.settings import Settings
 from bot.sms.webhook import InboundSms
 from bot.store.base import (
-    ENDED_STATES,
-    INTAKE_STATES,
     Conflict,
     Conversation,
     Message,
@@ -34,15 +32,20 @@ from bot.store.base import (
 )
 from bot.triage import Triage, triage
 from flows import copy
-from flows.intake import INTAKE
+from flows.intake import INTAKE, FlowError
 from flows.model import FlowConversation, Say, Turn
+from flows.states import (
+    AFTER_HOURS,
+    ENDED_STATES,
+    EXITED,
+    HELD_STATES,
+    OPTED_OUT,
+    QUEUED,
+    TIMED_STATES,
+)
 
 log = get_logger("haven.engine")
 
-# Timers run only while the texter is still in Haven's intake (the flow decides what each
-# timer does in each state: paused is never nudged, for one).
-# An unanswered DELETE question lapses on the nudge timer (back to where they were).
-TIMED_STATES = INTAKE_STATES | {"confirm_delete"}
 TEAM_BY_LABEL = (("trafficking", "trafficking"), ("abuse", "partner_violence"))
 
 
@@ -76,6 +79,79 @@ def route_team(conv: Conversation) -> str:
     return "general"
 
 
+def to_flow(
+    conv: Conversation, texter: Texter, exit_keywords: Sequence[str] = ()
+) -> FlowConversation:
+    """The stored conversation as the flow sees it (a copy: the flow never touches the
+    stored records)."""
+    data = dict(conv.flow)
+    data["exit_keywords"] = list(exit_keywords)
+    return FlowConversation(
+        state=conv.state,
+        language=conv.language,
+        safe_to_text=texter.safe_to_text,
+        opted_out=texter.opted_out,
+        held=is_held(conv),
+        priority=conv.priority,
+        labels=set(conv.labels),
+        signals=list(conv.signals),
+        need=conv.need,
+        answers=dict(conv.answers),
+        location=conv.location,
+        data=data,
+    )
+
+
+def from_flow(conv: Conversation, texter: Texter, model: FlowConversation, now: datetime) -> None:
+    """Copy what the flow decided back onto the stored records. The only place outside
+    flows/ where a conversation's state changes: it takes the flow's."""
+    model.data.pop("exit_keywords", None)
+    before = conv.state
+    conv.state = model.state
+    conv.language = model.language
+    conv.priority = min(conv.priority, model.priority)
+    conv.labels = sorted(model.labels | set(conv.labels))
+    conv.signals = list(dict.fromkeys([*conv.signals, *model.signals]))
+    conv.need, conv.answers, conv.location, conv.flow = (
+        model.need,
+        model.answers,
+        model.location,
+        model.data,
+    )
+    conv.updated_at = now
+    if not model.held:  # the flow let go (STOP, EXIT, release): nobody holds it any more
+        conv.advocate_id = conv.transfer_to = None
+    texter.language = model.language
+    texter.safe_to_text = model.safe_to_text
+    texter.opted_out = model.opted_out
+    rejoined = before not in (QUEUED, *HELD_STATES)
+    if "enqueue" in model.effects and (conv.queued_at is None or rejoined):
+        # A texter back after STOP/START or a pause waits from now, not from before.
+        conv.queued_at = now
+        conv.team = route_team(conv)
+    if conv.state not in TIMED_STATES:
+        conv.nudge_at = conv.expire_at = None
+    if conv.state in ENDED_STATES and conv.closed_at is None:
+        conv.closed_at = now
+
+
+async def staff_step(
+    tx: Tx, conv: Conversation, kind: str, now: datetime, *, refused: str = ""
+) -> FlowConversation:
+    """The one entry for a staff action that changes a conversation's state (claim,
+    release, close, reassign, open): the intake table's row for `kind` steps it. The caller
+    holds the texter's lock (Store.locked_conversation) and saves. Conflict when the
+    conversation's state has no row for it; nothing changes then."""
+    texter = await tx.get_texter(conv.texter_id)
+    model = to_flow(conv, texter)
+    try:
+        await INTAKE.advocate(model, kind)
+    except FlowError:
+        raise Conflict(refused or f"that conversation cannot be {kind}ed now") from None
+    from_flow(conv, texter, model, now)
+    return model
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one inbound message produced (for the webhook and for tests)."""
@@ -100,7 +176,6 @@ class Engine:
         self.events = events
         self.wake_outbox = wake_outbox
         self.hours = parse_hours(settings.hours)
-        self._alarmed: set[int] = set()
 
     # -- inbound ----------------------------------------------------------------------
     async def handle_inbound(self, sms: InboundSms, now: datetime | None = None) -> Outcome:
@@ -139,8 +214,7 @@ class Engine:
             # "Safe to text" is asked anew in every conversation: a phone safe last month
             # may not be now. An opted-out number stays opted out until START.
             texter.safe_to_text = None
-            if texter.opted_out:
-                conv.state = "opted_out"
+            conv.state = INTAKE.first_state(opted_out=texter.opted_out)
         message = await tx.add_message(
             Message(
                 conversation_id=conv.id,
@@ -181,19 +255,10 @@ class Engine:
                 "message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"}
             )
         )
-        if result.danger and held:
-            # Rule 1 while an advocate holds it: Haven stays quiet; people are alerted.
-            events.append(
-                Event(
-                    "alarm",
-                    {
-                        "conversation_id": conv.id,
-                        "reason": "danger_held",
-                        "advocate_id": conv.advocate_id,
-                    },
-                )
-            )
         texts = await self._finish(tx, conv, texter, model, replies, now, events, holder)
+        if result.danger and held and is_held(conv):
+            # Rule 1 while an advocate holds it: Haven stays quiet; people are alarmed.
+            events.append(await alarms.danger_while_held(tx, conv, now, self.settings))
         return Outcome(texts, conv.id if "delete_all" not in model.effects else None)
 
     def _apply_triage(self, conv: Conversation, result: Triage, now: datetime) -> bool:
@@ -221,22 +286,7 @@ class Engine:
 
     # -- conversation <-> flow model ----------------------------------------------------
     def _model(self, conv: Conversation, texter: Texter) -> FlowConversation:
-        data = dict(conv.flow)
-        data["exit_keywords"] = list(self.settings.exit_keywords)
-        return FlowConversation(
-            state=conv.state,
-            language=conv.language,
-            safe_to_text=texter.safe_to_text,
-            opted_out=texter.opted_out,
-            held=is_held(conv),
-            priority=conv.priority,
-            labels=set(conv.labels),
-            signals=list(conv.signals),
-            need=conv.need,
-            answers=dict(conv.answers),
-            location=conv.location,
-            data=data,
-        )
+        return to_flow(conv, texter, self.settings.exit_keywords)
 
     def _apply_model(
         self,
@@ -246,37 +296,11 @@ class Engine:
         now: datetime,
         restart_timers: bool = False,
     ) -> None:
-        model.data.pop("exit_keywords", None)
-        before = conv.state
-        conv.state = model.state
-        conv.language = model.language
-        conv.priority = min(conv.priority, model.priority)
-        conv.labels = sorted(model.labels | set(conv.labels))
-        conv.signals = list(dict.fromkeys([*conv.signals, *model.signals]))
-        conv.need, conv.answers, conv.location, conv.flow = (
-            model.need,
-            model.answers,
-            model.location,
-            model.data,
-        )
-        conv.updated_at = now
-        if not model.held:  # the flow let go (STOP, EXIT): nobody holds it any more
-            conv.advocate_id = conv.transfer_to = None
-        texter.language = model.language
-        texter.safe_to_text = model.safe_to_text
-        texter.opted_out = model.opted_out
-        rejoined = before not in ("queued", "with_advocate", "confirm_delete")
-        if "enqueue" in model.effects and (conv.queued_at is None or rejoined):
-            # A texter back after STOP/START or a pause waits from now, not from before.
-            conv.queued_at = now
-            conv.team = route_team(conv)
-        if conv.state not in TIMED_STATES:
-            conv.nudge_at = conv.expire_at = None
-        elif restart_timers:  # the clock counts silence since the texter's last message
+        from_flow(conv, texter, model, now)
+        if restart_timers and conv.state in TIMED_STATES:
+            # The clock counts silence since the texter's last message.
             conv.nudge_at = now + timedelta(seconds=self.settings.nudge_after)
             conv.expire_at = now + timedelta(seconds=self.settings.expire_after)
-        if conv.state in ENDED_STATES and conv.closed_at is None:
-            conv.closed_at = now
 
     async def _finish(
         self,
@@ -318,7 +342,7 @@ class Engine:
                 await tx.add_message(
                     Message(conv.id, "out", text, author="haven", status="replied")
                 )
-        if "enqueue" in model.effects or conv.state in ("queued", "exited", "opted_out"):
+        if "enqueue" in model.effects or conv.state in (QUEUED, EXITED, OPTED_OUT):
             events.append(Event("queue", {}))
         change: dict[str, Any] = {"conversation_id": conv.id, "state": conv.state}
         if holder is not None:
@@ -378,6 +402,7 @@ class Engine:
                 raise Conflict("this texter has opted out; they must text START first")
             message = await self._queue_text(tx, conv, texter, body, f"advocate:{user.id}", now)
             await tx.audit(user.id, "reply", conv.id, f"message {message.id}", now)
+            await alarms.answered(tx, conv.id, now)
         metrics.MESSAGES_OUT.labels("advocate").inc()
         self.events.publish(
             Event(
@@ -447,21 +472,20 @@ class Engine:
             return 0
         async with self.store.transaction() as tx:
             overnight = sorted(
-                await tx.list_conversations(states=["after_hours"]),
+                await tx.list_conversations(states=[AFTER_HOURS]),
                 key=lambda c: (c.created_at or now, c.id),
             )
             waiting = [(c.id, (await tx.get_texter(c.texter_id)).phone_hash) for c in overnight]
         for order, (conversation_id, phone_hash) in enumerate(waiting):
             async with self.store.transaction(lock_key=phone_hash) as tx:
                 conv = await tx.get_conversation(conversation_id)
-                if conv.state != "after_hours":
+                if conv.state != AFTER_HOURS:
                     continue  # the texter moved on meanwhile
                 texter = await tx.get_texter(conv.texter_id)
-                conv.state, conv.updated_at = "queued", now
+                await staff_step(tx, conv, "open", now)
                 # Aging counts from the opening (the night is nobody's wait); a microsecond
                 # apart keeps them in the order they wrote.
                 conv.queued_at = now + timedelta(microseconds=order)
-                conv.team = route_team(conv)
                 await tx.save_conversation(conv)
                 await self._send_unprompted(tx, conv, texter, [Say("opened")], now)
         if waiting:
@@ -469,24 +493,11 @@ class Engine:
         return len(waiting)
 
     async def check_alarms(self, now: datetime | None = None) -> list[int]:
-        """Priority-1 texters waiting unclaimed longer than alarm_after: alarm once each."""
-        now = now or utcnow()
-        async with self.store.transaction() as tx:
-            waiting = await tx.list_conversations(states=["queued"])
-            due = [
-                c
-                for c in waiting
-                if unclaimed_too_long(c, now, self.settings)
-                and c.id not in self._alarmed
-                and not is_role_play(await tx.get_texter(c.texter_id))
-            ]
-        for conv in due:
-            self._alarmed.add(conv.id)
-            self.events.publish(
-                Event(
-                    "alarm",
-                    {"conversation_id": conv.id, "reason": "p1_unclaimed", "advocate_id": None},
-                )
-            )
-        self._alarmed &= {c.id for c in waiting}  # forget those claimed or closed
-        return [c.id for c in due]
+        """Priority-1 texters waiting unclaimed past alarm_after: alarmed once each, across
+        processes (bot.alarms), and on-call paged when nobody is signed in."""
+        raised = await alarms.check_unclaimed(
+            self.store, now or utcnow(), self.settings, self.events
+        )
+        if raised and self.settings.oncall_numbers:
+            self.wake_outbox()
+        return raised

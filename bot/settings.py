@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot.vocabulary import is_e164
+
 DEFAULT_NATIONAL_LINES = ("dv_hotline", "lifeline_988")
 
 
@@ -60,6 +62,9 @@ class Settings:
     national_lines: tuple[str, ...] = DEFAULT_NATIONAL_LINES
     exit_keywords: tuple[str, ...] = ("EXIT", "SALIR")
     cross_team: bool = True
+    # HAVEN_ONCALL_NUMBERS: who is paged by SMS when a priority-1 texter waits unclaimed and
+    # no staff member is signed in (E.164, comma-separated). The page names no texter.
+    oncall_numbers: tuple[str, ...] = ()
     # Where `serve` keeps a generated secret key when none is set (development only).
     secret_file: Path = field(default=Path(".haven-secret"))
     # How often background work (outbox, timers, retention) wakes, in seconds.
@@ -120,6 +125,11 @@ class Settings:
         exit_words = tuple(
             x.strip().upper() for x in get("HAVEN_EXIT_KEYWORDS", "").split(",") if x.strip()
         ) or ("EXIT", "SALIR")
+        oncall = tuple(x.strip() for x in get("HAVEN_ONCALL_NUMBERS", "").split(",") if x.strip())
+        if bad := [n for n in oncall if not is_e164(n)]:
+            raise SettingsError(
+                f"HAVEN_ONCALL_NUMBERS: {len(bad)} number(s) are not E.164 like +15551234567"
+            )
         settings = cls(
             env=env,
             host=host,
@@ -146,6 +156,7 @@ class Settings:
             national_lines=lines,
             exit_keywords=exit_words,
             cross_team=get("HAVEN_CROSS_TEAM", "true").strip().lower() not in ("0", "false", "no"),
+            oncall_numbers=oncall,
         )
         from bot.hours import parse_hours  # validate early: a bad HAVEN_HOURS stops start-up
 

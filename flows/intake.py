@@ -33,40 +33,25 @@ from transitions.extensions.asyncio import AsyncMachine
 
 from flows import keywords
 from flows.model import FlowConversation, Turn
+from flows.states import (
+    BEFORE_QUEUE,
+    CONFIRM_DELETE,
+    ESCALATE_STATES,
+    EXPIRE_STATES,
+    INITIAL,
+    NUDGE_STATES,
+    OPTED_OUT,
+    STATES,
+)
 
-# ── States ────────────────────────────────────────────────────────────────────────────
-STATES: tuple[str, ...] = (
-    "new",
-    "safety_check",
-    "paused",
-    "need",
-    "screening",
-    "location",
-    "queued",
-    "with_advocate",
-    "closed",
-    "expired",
-    "exited",
-    "after_hours",
-    "opted_out",
-    "confirm_delete",
-)
-INITIAL = "new"
+# ── States (names and sets live in flows/states.py) ─────────────────────────────────
 ANY = "*"
-# The engine calls escalate() instead of handle() in these when danger shows.
-INTAKE_STATES = frozenset(
-    {"new", "safety_check", "paused", "need", "screening", "location", "after_hours"}
-)
-# The engine also escalates from these two: danger outranks STOP and a pending DELETE.
-ESCALATE_STATES = INTAKE_STATES | {"opted_out", "confirm_delete"}
-# A nudge only makes sense while we are waiting on an answer to a question we asked.
-NUDGE_STATES = frozenset({"safety_check", "need", "screening", "location"})
-# after_hours is not expired: its messages are kept for the next shift.
-EXPIRE_STATES = frozenset({"new", "safety_check", "paused", "need", "screening", "location"})
 # States a declined DELETE can return to (everything but confirm_delete itself).
-RETURNABLE = tuple(s for s in STATES if s != "confirm_delete")
+RETURNABLE = tuple(s for s in STATES if s != CONFIRM_DELETE)
 TIMERS = ("nudge", "expire")
-ADVOCATE_EVENTS = ("claim", "release", "close")
+# Staff actions, each stepped under the texter's lock (bot.handoff): an advocate takes the
+# texter, hands them back to the queue, closes; a supervisor reassigns; the shift opens.
+ADVOCATE_EVENTS = ("claim", "release", "close", "reassign", "open")
 # Every state must answer these (a fallback row with no conditions), so no inbound message
 # or timer can fall through the table.
 COVERED_TRIGGERS = (
@@ -83,6 +68,7 @@ COVERED_TRIGGERS = (
 
 # Needs, by menu number. Free text is mapped from its triage labels.
 NEEDS = {1: "hurt", 2: "control", 3: "someone_else", 4: "other"}
+NEED_CONTROL = 2
 # Lethality Screen: a yes to any of the first three screens a texter in.
 LETHALITY = ("weapon", "threats_kill", "might_kill")
 MAX_LETHALITY = 3
@@ -92,6 +78,9 @@ QUESTIONS = (*LETHALITY, "choked", "under_18", "free_to_leave", "id_held", "debt
 # The answer that is a risk signal for each question.
 RISK_ANSWER = {q: "yes" for q in QUESTIONS} | {"free_to_leave": "no"}
 SCREEN_IN_PRIORITY = 2
+# Answers that show trafficking (a "no" to free_to_leave, a "yes" to the others).
+TRAFFICKING_INDICATORS = frozenset({"free_to_leave", "id_held", "debt"})
+YOUTH_AT_RISK_PRIORITY = 1
 _ZIP = re.compile(r"\b\d{5}\b")
 MAX_LOCATION = 60
 
@@ -414,6 +403,11 @@ def ask_need(ev: EventData) -> None:
 def record_need(ev: EventData) -> None:
     conv, turn = _conv(ev), _turn(ev)
     conv.need = need_of(turn.text, turn.labels)
+    if conv.need == "control" and keywords.choice(turn.text) == NEED_CONTROL:
+        # Choosing "someone controls my work, money or papers" is a trafficking screen-in
+        # by their own answer (free text is labelled by triage instead).
+        conv.labels.add("trafficking")
+        raise_priority(conv, SCREEN_IN_PRIORITY, "screening")
 
 
 @action(*(f"q_{q}" for q in QUESTIONS))
@@ -425,30 +419,44 @@ def ask_next_question(ev: EventData) -> None:
     conv.say(f"q_{question}")
 
 
+def raise_priority(conv: FlowConversation, priority: int, basis: str) -> None:
+    """Priority only rises; `basis` records what raised it ("screening" here, "words" when
+    the engine's triage did), for the advocate's "why"."""
+    if priority < conv.priority:
+        conv.priority = priority
+        conv.data["priority_basis"] = basis
+
+
+def _screen_in(conv: FlowConversation, question: str) -> None:
+    """A risky answer to one screening question: its signal, and what it does to priority.
+    Any of the first three Lethality Screen items, or any trafficking indicator, screens
+    the texter in at P2 (trafficking indicators also carry the label); a minor in commercial
+    sex is trafficking in itself and routed first, as a youth at risk (P1)."""
+    if question == "free_to_leave":
+        _add_signal(conv, "screen:not_free_to_leave")
+    else:
+        _add_signal(conv, f"screen:{question}")
+    if question in LETHALITY:
+        raise_priority(conv, SCREEN_IN_PRIORITY, "screening")
+    elif question in TRAFFICKING_INDICATORS:
+        conv.labels.add("trafficking")
+        raise_priority(conv, SCREEN_IN_PRIORITY, "screening")
+    elif question == "minor_sex":
+        conv.labels.add("trafficking")
+        _add_signal(conv, "youth_at_risk")
+        raise_priority(conv, YOUTH_AT_RISK_PRIORITY, "screening")
+    elif question == "under_18" and conv.need == "hurt":
+        _add_signal(conv, "youth_at_risk")
+
+
 @action()
 def record_answer(ev: EventData) -> None:
     conv = _conv(ev)
     before = dict(conv.answers)
     conv.answers = _answers_after(conv, _turn(ev))
     for question, value in conv.answers.items():
-        if question in before or value != RISK_ANSWER.get(question):
-            continue
-        if question in LETHALITY:
-            conv.priority = min(conv.priority, SCREEN_IN_PRIORITY)
-            _add_signal(conv, f"screen:{question}")
-        elif question == "free_to_leave":
-            _add_signal(conv, "screen:not_free_to_leave")
-        elif question == "under_18":
-            _add_signal(conv, "screen:under_18")
-            if conv.need == "hurt":
-                _add_signal(conv, "youth_at_risk")
-        elif question == "minor_sex":
-            # A minor in commercial sex is trafficking in itself.
-            conv.priority = min(conv.priority, SCREEN_IN_PRIORITY)
-            conv.labels.add("trafficking")
-            _add_signal(conv, "screen:minor_sex")
-        else:
-            _add_signal(conv, f"screen:{question}")
+        if question not in before and value == RISK_ANSWER.get(question):
+            _screen_in(conv, question)
 
 
 @action("location_question")
@@ -538,6 +546,14 @@ def back_from_delete(ev: EventData) -> None:
         conv.say("not_deleted")
 
 
+def return_to(state: str) -> Do:
+    def set_return(ev: EventData) -> None:
+        _conv(ev).data["before_delete"] = state
+
+    set_return.__name__ = f"return_to_{state}"
+    return Do(set_return)
+
+
 @action()
 def forget_delete(ev: EventData) -> None:
     _conv(ev).data.pop("before_delete", None)
@@ -561,7 +577,7 @@ def unhold(ev: EventData) -> None:
 
 
 # ── The conversation ──────────────────────────────────────────────────────────────────
-_INTAKE_AFTER_NEW = INTAKE_STATES - {"new"}
+_INTAKE_AFTER_NEW = BEFORE_QUEUE - {"new"}
 
 TABLE: tuple[Row, ...] = (
     # Held by an advocate: Haven says nothing itself (keywords below still work).
@@ -640,8 +656,8 @@ TABLE: tuple[Row, ...] = (
     row("start", "paused", "safety_check", then=ask_safety),
     row("start", ANY, None, then=repeat_prompt),
     # HELP: the carrier help text, and it asks for a person.
-    row("help", INTAKE_STATES, "after_hours", unless=is_open, then=(say("help"), tell_after_hours)),
-    row("help", INTAKE_STATES, "queued", then=(say("help"), enqueue, say("queued"))),
+    row("help", BEFORE_QUEUE, "after_hours", unless=is_open, then=(say("help"), tell_after_hours)),
+    row("help", BEFORE_QUEUE, "queued", then=(say("help"), enqueue, say("queued"))),
     row("help", ANY, None, then=say("help")),
     # ESPAÑOL / ENGLISH: switch, then say the current question again.
     row("language", "new", "after_hours", unless=is_open, then=(set_language, tell_after_hours)),
@@ -649,7 +665,7 @@ TABLE: tuple[Row, ...] = (
     row("language", "paused", "safety_check", then=(set_language, ask_safety)),
     row("language", ANY, None, then=(set_language, repeat_prompt)),
     # AGENT: a person now; the rest of the intake is skipped.
-    row("agent", INTAKE_STATES, "after_hours", unless=is_open, then=tell_after_hours),
+    row("agent", BEFORE_QUEUE, "after_hours", unless=is_open, then=tell_after_hours),
     row("agent", "new", "queued", then=(say("opening_short"), enqueue, say("queued"))),
     row("agent", _INTAKE_AFTER_NEW, "queued", then=(enqueue, say("queued"))),
     row("agent", "queued", None, then=say("queue_update")),
@@ -718,10 +734,17 @@ TABLE: tuple[Row, ...] = (
     row("escalate", "new", "queued", then=(say("opening_short"), enqueue, say("queued"))),
     row("escalate", _INTAKE_AFTER_NEW, "queued", then=(enqueue, say("queued"))),
     row("escalate", "confirm_delete", "queued", then=(forget_delete, enqueue, say("queued"))),
-    # The advocate's side.
-    row("claim", ("queued", "after_hours"), "with_advocate", then=hold),
+    # Staff actions (bot.handoff steps them under the texter's lock). While the texter is
+    # answering DELETE's question, the question stays open: the action only decides where
+    # a "no" (or the question's lapse) returns to.
+    row("claim", "queued", "with_advocate", then=hold),
     row("release", "with_advocate", "queued", then=unhold),
+    row("release", "confirm_delete", None, then=(unhold, return_to("queued"))),
     row("close", ("queued", "with_advocate", "after_hours"), "closed", then=unhold),
+    row("close", "confirm_delete", None, then=(unhold, return_to("closed"))),
+    row("reassign", ("queued", "with_advocate"), "with_advocate", then=hold),
+    # The helpline opens: those who wrote after hours join the queue.
+    row("open", "after_hours", "queued", then=enqueue),
 )
 
 
@@ -778,7 +801,7 @@ class IntakeFlow:
         self.rows: tuple[Row, ...] = tuple(rows)
         validate_table(states, self.rows)
         self.states: tuple[str, ...] = tuple(states)
-        self.intake_states = INTAKE_STATES
+        self.intake_states = BEFORE_QUEUE
         self.escalate_states = ESCALATE_STATES
         self.nudge_states = NUDGE_STATES
         self.message_ids: frozenset[str] = frozenset(
@@ -804,6 +827,12 @@ class IntakeFlow:
                 )
 
     # ── what the engine calls ──
+    @staticmethod
+    def first_state(*, opted_out: bool) -> str:
+        """Where a new conversation starts: an opted-out number stays opted out (silent)
+        until START."""
+        return OPTED_OUT if opted_out else INITIAL
+
     async def handle(self, conv: FlowConversation, turn: Turn) -> None:
         """Step `conv` by one inbound message; replies and effects land on `conv`."""
         async with self._session(conv) as step:
@@ -818,7 +847,7 @@ class IntakeFlow:
 
     async def escalate(self, conv: FlowConversation, turn: Turn) -> None:
         """Danger before an advocate has it: straight to the queue (instead of handle).
-        Allowed from INTAKE_STATES, opted_out and confirm_delete (ESCALATE_STATES)."""
+        Allowed from BEFORE_QUEUE, opted_out and confirm_delete (ESCALATE_STATES)."""
         if conv.state not in ESCALATE_STATES:
             raise FlowError(f"escalate is not for state {conv.state!r}")
         async with self._session(conv) as step:

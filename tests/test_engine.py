@@ -58,7 +58,7 @@ def joined(texts: list[str]) -> str:
 
 async def held_by_ana(client: TestClient, text: Text) -> tuple[Conversation, User]:
     """The texter asks for a person and advocate Ana takes them."""
-    from bot.queue import claim
+    from bot.handoff import claim
 
     await text("hi")
     await text("AGENT")
@@ -136,7 +136,7 @@ async def test_danger_while_held_raises_alarm_and_haven_stays_quiet(
     client: TestClient, text: Text
 ) -> None:
     """Rule 1 with an advocate holding the conversation: no text from Haven, an alarm."""
-    from bot import queue
+    from bot import handoff
     from bot.events import Event
 
     await intake(text)
@@ -145,7 +145,7 @@ async def test_danger_while_held_raises_alarm_and_haven_stays_quiet(
         user = await tx.add_user("ana", "advocate", "x", [], utcnow())
     conv = await conversation(app)
     assert conv is not None
-    await queue.claim(app[STORE], conv.id, user, utcnow())
+    await handoff.claim(app[STORE], conv.id, user, utcnow())
     received: list[Event] = []
     async with app[ENGINE].events.subscribe() as events:
         reply = await text("he is back and he has a gun")
@@ -276,7 +276,7 @@ async def test_advocate_reply_goes_out_once_through_the_outbox(
     client: TestClient, text: Text
 ) -> None:
     """An advocate's text is stored, sent by the console sender once, and marked sent."""
-    from bot import queue
+    from bot import handoff
 
     await intake(text)
     app = client.app
@@ -284,7 +284,7 @@ async def test_advocate_reply_goes_out_once_through_the_outbox(
         user = await tx.add_user("ben", "advocate", "x", [], utcnow())
     conv = await conversation(app)
     assert conv is not None
-    await queue.claim(app[STORE], conv.id, user, utcnow())
+    await handoff.claim(app[STORE], conv.id, user, utcnow())
     message = await app[ENGINE].send_from_advocate(conv.id, user, "Hi, I'm Ben. I'm here.")
     for _ in range(100):
         stored = {m.id: m for m in await messages(app, conv.id)}[message.id]
@@ -471,7 +471,7 @@ async def test_a_delete_question_survives_the_advocate_letting_go(
 ) -> None:
     """A held texter sends DELETE; before they answer, the advocate hands them back to the
     queue. Their YES still deletes everything (the question stays open)."""
-    from bot.queue import release
+    from bot.handoff import release
 
     conv, ana = await held_by_ana(client, text)
     await text("DELETE")

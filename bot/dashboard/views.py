@@ -18,7 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from bot import queue, vocabulary
+from bot import alarms, handoff, queue, vocabulary
 from bot.dashboard import accounts, diagram
 from bot.dashboard.security import (
     ANY_STAFF,
@@ -96,35 +96,8 @@ async def base_context(request: web.Request, **extra: Any) -> dict[str, Any]:
 
 async def standing_alarms(request: web.Request, user: User) -> list[dict[str, Any]]:
     """Alarms that still stand, drawn on every page load so a reload or a late sign-in
-    never hides one: a priority-1 texter unclaimed past alarm_after (everyone), and a held
-    texter whose latest message shows danger with no reply since (holder, supervisors)."""
-    now = utcnow()
-    settings = request.app[SETTINGS]
-    alarms: list[dict[str, Any]] = []
-    async with request.app[STORE].transaction() as tx:
-        for conv in await tx.list_conversations(states=["queued", "with_advocate"]):
-            if conv.state == "queued":
-                if queue.unclaimed_too_long(conv, now, settings) and not queue.is_role_play(
-                    await tx.get_texter(conv.texter_id)
-                ):
-                    alarms.append({"cid": conv.id, "reason": "p1_unclaimed"})
-                continue
-            if user.role == "advocate" and conv.advocate_id != user.id:
-                continue
-            if not DANGER & set(conv.labels):
-                continue  # cheap: a conversation that never showed danger has no alarm
-            messages = await tx.list_messages(conv.id)
-            last_in = next((m for m in reversed(messages) if m.direction == "in"), None)
-            if last_in is None or not DANGER & set(last_in.labels):
-                continue
-            answered = any(
-                m.direction == "out" and m.author.startswith("advocate:") and m.id > last_in.id
-                for m in messages
-                if m.id is not None and last_in.id is not None
-            )
-            if not answered:
-                alarms.append({"cid": conv.id, "reason": "danger_held"})
-    return alarms
+    never hides one: the same records the live alarms came from (bot.alarms)."""
+    return await alarms.standing(request.app[STORE], user, utcnow(), request.app[SETTINGS])
 
 
 def ctx_user(request: web.Request) -> User:
@@ -263,7 +236,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     # Nobody stays held by someone who has gone: they go back to the queue in their place.
-    await queue.sign_out(request.app[STORE], user, utcnow(), request.app[EVENTS])
+    await handoff.sign_out(request.app[STORE], user, utcnow(), request.app[EVENTS])
     async with request.app[STORE].transaction() as tx:
         fresh = await tx.get_user(user.id)
         fresh.presence = "offline"  # no hand-overs to someone who has left
@@ -370,7 +343,7 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
 async def take_next(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     try:
-        conv = await queue.take_next(
+        conv = await handoff.take_next(
             request.app[STORE], user, utcnow(), request.app[SETTINGS], request.app[EVENTS]
         )
     except Conflict as exc:
@@ -458,7 +431,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         teams=[t for t in queue.TEAMS if t != conv.team],
         holder=holder,
         canned=canned(conv.language),
-        dispositions=queue.DISPOSITIONS,
+        dispositions=handoff.DISPOSITIONS,
         holds=conv.state in queue.HELD_STATES and conv.advocate_id == user.id,
         offered=conv.transfer_to == user.id,
         ended=conv.state in ENDED_STATES,
@@ -488,7 +461,7 @@ async def claim(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     cid = conversation_id(request)
     try:
-        await queue.claim(request.app[STORE], cid, user, utcnow(), request.app[EVENTS])
+        await handoff.claim(request.app[STORE], cid, user, utcnow(), request.app[EVENTS])
     except Conflict as exc:
         return await refuse(request, 409, str(exc), "/dashboard/queue")
     except NotFound:
@@ -541,11 +514,11 @@ async def transfer(request: web.Request) -> web.StreamResponse:
     store, events = request.app[STORE], request.app[EVENTS]
     try:
         if target == "queue":
-            await queue.release(store, cid, user, utcnow(), events)
+            await handoff.release(store, cid, user, utcnow(), events)
         elif target.startswith("team:") and target[5:] in queue.TEAMS:
-            await queue.release(store, cid, user, utcnow(), events, team=target[5:])
+            await handoff.release(store, cid, user, utcnow(), events, team=target[5:])
         elif target.isdigit():
-            await queue.offer_transfer(store, cid, user, int(target), utcnow(), events)
+            await handoff.offer_transfer(store, cid, user, int(target), utcnow(), events)
         else:
             raise web.HTTPBadRequest(text="to must be an advocate's id, 'queue' or a team")
     except Conflict as exc:
@@ -561,7 +534,7 @@ async def accept(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     cid = conversation_id(request)
     try:
-        await queue.accept_transfer(request.app[STORE], cid, user, utcnow(), request.app[EVENTS])
+        await handoff.accept_transfer(request.app[STORE], cid, user, utcnow(), request.app[EVENTS])
     except Conflict as exc:
         return await refuse(request, 409, str(exc), "/dashboard/queue")
     except NotFound:
@@ -576,7 +549,7 @@ async def decline(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     cid = conversation_id(request)
     try:
-        await queue.decline_transfer(request.app[STORE], cid, user, utcnow(), request.app[EVENTS])
+        await handoff.decline_transfer(request.app[STORE], cid, user, utcnow(), request.app[EVENTS])
     except Conflict as exc:
         return await refuse(request, 409, str(exc), "/dashboard/queue")
     except NotFound:
@@ -592,7 +565,9 @@ async def close(request: web.Request) -> web.StreamResponse:
     disposition = await form_field(request, "disposition", 40)
     back = f"/dashboard/conversations/{cid}"
     try:
-        await queue.close(request.app[STORE], cid, user, disposition, utcnow(), request.app[EVENTS])
+        await handoff.close(
+            request.app[STORE], cid, user, disposition, utcnow(), request.app[EVENTS]
+        )
     except ValueError as exc:
         return await refuse(request, 400, str(exc), back)
     except Conflict as exc:
@@ -611,7 +586,7 @@ async def reassign(request: web.Request) -> web.StreamResponse:
     if not target.isdigit():
         raise web.HTTPBadRequest(text="to must be an advocate's id")
     try:
-        await queue.reassign(
+        await handoff.reassign(
             request.app[STORE], cid, user, int(target), utcnow(), request.app[EVENTS]
         )
     except Conflict as exc:

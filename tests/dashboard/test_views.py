@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.dashboard import diagram
 from bot.dashboard.views import canned, shift_series
-from bot.keys import STORE
+from bot.keys import ENGINE, STORE
 from bot.store.base import Conversation
 
 from .conftest import MakeUser, sign_in
@@ -323,7 +323,8 @@ async def test_unclaimed_priority_one_alarms_every_advocate_after_a_minute(
     client: TestClient, second_client: TestClient, make_user: MakeUser, text: Text
 ) -> None:
     """A texter in danger waits unclaimed: no alarm before 60 seconds, then one on every
-    advocate's screen (not only the one who might take it), once."""
+    advocate's screen (not only the one who might take it), once, naming the texter's
+    alias, priority and words (not "conversation #3")."""
     from bot.engine import utcnow
     from bot.keys import ENGINE
 
@@ -342,12 +343,14 @@ async def test_unclaimed_priority_one_alarms_every_advocate_after_a_minute(
     assert await engine.check_alarms(now + timedelta(seconds=90)) == []  # once
     for ws in (ws_ana, ws_ben):
         alarm = await next_of_kind(ws, "alarm")
-        assert alarm == {
+        assert {k: alarm[k] for k in ("kind", "conversation_id", "reason", "advocate_id")} == {
             "kind": "alarm",
             "conversation_id": cid,
             "reason": "p1_unclaimed",
             "advocate_id": None,
         }
+        assert alarm["priority"] == 1 and alarm["alias"]
+        assert alarm["words"] == "he has a gun and says he will shoot me"
     await ws_ana.close()
     await ws_ben.close()
 
@@ -493,6 +496,8 @@ async def test_alarms_still_show_after_a_reload_and_to_late_sign_ins(
     marker = f'id="alarm-{conv.id}-p1_unclaimed"'
     assert marker not in await (await client.get("/dashboard/queue")).text()  # not yet
     later = datetime.now(UTC) + timedelta(seconds=61)
+    # serve's background tick raises the alarm (recorded once, for every process's pages)
+    await client.server.app[ENGINE].check_alarms(later)
     with patch.object(views, "utcnow", return_value=later):
         assert marker in await (await client.get("/dashboard/queue")).text()
         await sign_in(second_client, "ben")

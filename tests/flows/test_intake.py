@@ -270,14 +270,16 @@ async def test_choking_alone_does_not_raise_priority() -> None:
 
 async def test_youth_in_a_violent_home_gets_the_trafficking_questions() -> None:
     """Under 18 in the partner/family violence path: youth_at_risk, then the youth
-    trafficking questions (starting with commercial sex)."""
+    trafficking questions (starting with commercial sex); a minor in commercial sex is routed
+    first (P1), as a youth at risk, with the trafficking label."""
     conv = await drive_to("screening")
     for _ in range(3):
         await send(conv, "skip")
     assert await send(conv, "I'm 15") == ["q_minor_sex"]
     assert "youth_at_risk" in conv.signals and "screen:under_18" in conv.signals
     assert await send(conv, "yes") == ["q_free_to_leave"]
-    assert conv.priority == 2 and "trafficking" in conv.labels
+    assert conv.priority == 1 and "trafficking" in conv.labels
+    assert conv.data["priority_basis"] == "screening"
     await send(conv, "skip")
     assert await send(conv, "skip") == ["location_question"]
 
@@ -648,3 +650,104 @@ async def test_a_delete_question_open_at_expiry_lapses(origin: str, after: str) 
     conv.replies.clear()
     await INTAKE.timer(conv, "expire", NOW)
     assert (conv.state, conv.replies, conv.effects) == (after, [], [])
+
+
+# ── Screen-ins raise priority (issue: trafficking answers stayed P4) ─────────────────
+@pytest.mark.parametrize(
+    ("language", "answers", "question"),
+    [
+        ("en", ["no", "no"], "free_to_leave"),  # "no" to free to leave is the risk
+        ("en", ["no", "yes", "yes"], "id_held"),
+        ("en", ["no", "yes", "no", "yes"], "debt"),
+        ("es", ["no", "no"], "free_to_leave"),
+        ("es", ["no", "sí", "sí"], "id_held"),
+        ("es", ["no", "si", "no", "si"], "debt"),
+    ],
+)
+async def test_a_trafficking_screen_in_is_p2_with_the_label(
+    language: str, answers: list[str], question: str
+) -> None:
+    """Menu item 2 then the adult trafficking questions, in English and Spanish: the first
+    risky answer makes the texter P2 with the trafficking label, basis "screening"."""
+    conv = await drive_to("need")
+    conv.language = language
+    conv.priority, conv.labels = 4, set()
+    assert await send(conv, "2") == ["q_under_18"]
+    # The menu choice itself raises (tested below): isolate the answers.
+    conv.priority = 4
+    conv.labels.clear()
+    del conv.data["priority_basis"]
+    for answer in answers:
+        await send(conv, answer)
+    assert conv.priority == 2 and "trafficking" in conv.labels, question
+    assert conv.data["priority_basis"] == "screening"
+
+
+async def test_choosing_menu_item_2_is_a_trafficking_screen_in() -> None:
+    """ "2" (someone controls my work, money or papers) is P2 with the trafficking label;
+    "4" (something else) changes nothing."""
+    conv = await drive_to("need")
+    await send(conv, "2")
+    assert conv.priority == 2 and conv.labels == {"trafficking"}
+    other = await drive_to("need")
+    await send(other, "4")
+    assert other.priority == 4 and other.labels == set()
+
+
+async def test_a_harmless_screening_answer_raises_nothing() -> None:
+    """Free to leave (yes), no papers held, no debt: still P4, no label, no basis."""
+    conv = await drive_to("need")
+    conv.priority, conv.labels = 4, set()
+    await send(conv, "4")
+    conv.need = "control"
+    conv.state = "screening"
+    for answer in ("no", "yes", "no", "no"):
+        await send(conv, answer)
+    assert conv.priority == 4 and conv.labels == set()
+    assert "priority_basis" not in conv.data
+
+
+# ── Staff actions are rows of the table ──────────────────────────────────────────────
+async def test_staff_rows_step_the_conversation() -> None:
+    """claim → with_advocate (held); release → queued; reassign → with_advocate; close →
+    closed; open moves an after-hours texter into the queue."""
+    conv = await drive_to("queued")
+    await INTAKE.advocate(conv, "claim")
+    assert conv.state == "with_advocate" and conv.held
+    await INTAKE.advocate(conv, "release")
+    assert conv.state == "queued" and not conv.held
+    await INTAKE.advocate(conv, "reassign")
+    assert conv.state == "with_advocate" and conv.held
+    await INTAKE.advocate(conv, "close")
+    assert conv.state == "closed" and not conv.held
+    late = FlowConversation()
+    await send(late, "hi", is_open=False)
+    assert late.state == "after_hours"
+    await INTAKE.advocate(late, "open")
+    assert late.state == "queued" and late.effects == ["enqueue"]
+
+
+async def test_staff_actions_keep_an_open_delete_question() -> None:
+    """While the texter answers DELETE's question, release and close leave the question
+    open and only change where a "no" returns to."""
+    for kind, back in (("release", "queued"), ("close", "closed")):
+        conv = await drive_to("with_advocate")
+        conv.held = True
+        await send(conv, "DELETE")
+        assert conv.state == "confirm_delete"
+        await INTAKE.advocate(conv, kind)
+        assert conv.state == "confirm_delete" and not conv.held
+        assert conv.data["before_delete"] == back
+
+
+async def test_staff_actions_a_state_cannot_take_are_refused() -> None:
+    """Claiming a texter still in intake, or reassigning a closed one: FlowError, and the
+    conversation is unchanged."""
+    conv = await drive_to("need")
+    with pytest.raises(FlowError):
+        await INTAKE.advocate(conv, "claim")
+    assert conv.state == "need"
+    done = await drive_to("closed")
+    with pytest.raises(FlowError):
+        await INTAKE.advocate(done, "reassign")
+    assert done.state == "closed"

@@ -1,0 +1,158 @@
+"""Rule 1's alarms, in one place: who is alarmed, when, once, and when it clears.
+
+Two alarms:
+- `p1_unclaimed`: a texter whose own words or answers made them priority 1 has waited
+  unclaimed past `alarm_after` (aging never makes anyone P1). Everyone on shift sees it;
+  with no staff signed in, the on-call numbers are paged by SMS, once per texter.
+- `danger_held`: a held texter's message shows danger; Haven stays quiet (an advocate has
+  them) and the holder and supervisors are alarmed. It stands until the advocate replies.
+
+Each alarm is recorded in the database (`tx.raise_alarm` is true for exactly one caller),
+so it fires once however many processes run; claiming the texter clears it on every
+screen; page loads draw standing alarms from the same records the live events came from.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from bot.events import Event, Events
+from bot.queue import effective_priority, is_role_play, telling_words, unclaimed_too_long
+from bot.settings import Settings
+from bot.store.base import Conversation, Message, NotFound, Store, Tx, User
+from bot.vocabulary import TEXTING_ROLES
+from flows.states import HELD_STATES, QUEUED
+
+UNCLAIMED = "p1_unclaimed"
+DANGER_HELD = "danger_held"
+ONCALL_PAGED = "oncall_paged"  # a record only: once per texter, never cleared
+WORDS_SHOWN = 80
+# Staff-facing, so not in flows/copy; it carries nothing of the texter's.
+ONCALL_TEXT = (
+    "Haven: a texter at priority 1 has waited {minutes} min with no advocate signed in. "
+    "Please sign in to the dashboard."
+)
+
+
+async def describe(
+    tx: Tx, conv: Conversation, reason: str, now: datetime, settings: Settings
+) -> dict[str, Any]:
+    """What an alarm says on a screen: the alias, the priority, the texter's telling words
+    (escaped by the template), and a link target. The same keys live and on page load."""
+    texter = await tx.get_texter(conv.texter_id)
+    return {
+        "kind": "alarm",
+        "reason": reason,
+        "conversation_id": conv.id,
+        "cid": conv.id,
+        "advocate_id": conv.advocate_id,
+        "alias": texter.alias,
+        "priority": effective_priority(conv, now, settings),
+        "words": telling_words(await tx.list_messages(conv.id))[:WORDS_SHOWN],
+    }
+
+
+async def check_unclaimed(
+    store: Store, now: datetime, settings: Settings, events: Events
+) -> list[int]:
+    """Raise `p1_unclaimed` for each priority-1 texter waiting past alarm_after (once each,
+    across processes), and page on-call when nobody is signed in. Returns the conversations
+    alarmed by this call."""
+    async with store.transaction() as tx:
+        due = [
+            c
+            for c in await tx.list_conversations(states=[QUEUED])
+            if unclaimed_too_long(c, now, settings)
+            and not is_role_play(await tx.get_texter(c.texter_id))
+        ]
+    raised: list[int] = []
+    for conv in due:
+        try:
+            async with store.locked_conversation(conv.id) as (tx, fresh):
+                if not unclaimed_too_long(fresh, now, settings):
+                    continue  # claimed a moment ago
+                if await tx.raise_alarm(fresh.id, UNCLAIMED, now):
+                    raised.append(fresh.id)
+                    events.publish(
+                        Event("alarm", await describe(tx, fresh, UNCLAIMED, now, settings))
+                    )
+                if settings.oncall_numbers and not await _anyone_signed_in(tx):
+                    await _page_oncall(tx, fresh, now, settings)
+        except NotFound:
+            continue  # deleted meanwhile
+    return raised
+
+
+async def _anyone_signed_in(tx: Tx) -> bool:
+    return any(
+        u.active and u.role in TEXTING_ROLES and u.presence != "offline"
+        for u in await tx.list_users()
+    )
+
+
+async def _page_oncall(tx: Tx, conv: Conversation, now: datetime, settings: Settings) -> None:
+    """One SMS to each on-call number, through the outbox (retried, sent once), the first
+    time this texter's alarm reaches nobody. It names no texter and quotes nothing."""
+    if not await tx.raise_alarm(conv.id, ONCALL_PAGED, now):
+        return
+    assert conv.queued_at is not None
+    minutes = max(1, math.floor((now - conv.queued_at).total_seconds() / 60))
+    body = ONCALL_TEXT.format(minutes=minutes)
+    for number in settings.oncall_numbers:
+        message = await tx.add_message(
+            Message(conv.id, "out", body, author="oncall", status="queued")
+        )
+        assert message.id is not None
+        await tx.enqueue_outbound(message.id, number, now)
+
+
+async def danger_while_held(tx: Tx, conv: Conversation, now: datetime, settings: Settings) -> Event:
+    """A held texter's message shows danger: record the alarm (it stands until the
+    advocate replies) and return the event for the holder's and supervisors' screens."""
+    await tx.raise_alarm(conv.id, DANGER_HELD, now)
+    return Event("alarm", await describe(tx, conv, DANGER_HELD, now, settings))
+
+
+async def answered(tx: Tx, conversation_id: int, now: datetime) -> list[str]:
+    """The advocate replied: a standing danger alarm on this conversation is answered."""
+    return await tx.clear_alarms(conversation_id, now, kinds=[DANGER_HELD])
+
+
+async def clear(tx: Tx, conversation_id: int, now: datetime) -> list[str]:
+    """Someone took the texter: their alarms clear (the on-call page record stays, so
+    on-call is paged at most once per texter)."""
+    return await tx.clear_alarms(conversation_id, now, kinds=[UNCLAIMED, DANGER_HELD])
+
+
+def publish_cleared(events: Events | None, conversation_id: int) -> None:
+    """Tell every screen to take down this texter's alarms."""
+    if events is not None:
+        events.publish(Event("alarm_cleared", {"conversation_id": conversation_id}))
+
+
+async def standing(
+    store: Store, user: User, now: datetime, settings: Settings
+) -> list[dict[str, Any]]:
+    """The alarms still standing, for a page load: the same records the live events came
+    from, filtered as the live events are (p1_unclaimed for everyone; danger_held for the
+    holder and supervisors) and only while they still hold (still queued; still held)."""
+    shown: list[dict[str, Any]] = []
+    async with store.transaction() as tx:
+        for record in await tx.list_alarms(active=True):
+            if record.kind not in (UNCLAIMED, DANGER_HELD):
+                continue
+            try:
+                conv = await tx.get_conversation(record.conversation_id)
+            except NotFound:
+                continue
+            if record.kind == UNCLAIMED:
+                if conv.state != QUEUED or conv.advocate_id is not None:
+                    continue
+            elif conv.state not in HELD_STATES or (
+                user.role == "advocate" and conv.advocate_id != user.id
+            ):
+                continue
+            shown.append(await describe(tx, conv, record.kind, now, settings))
+    return shown
