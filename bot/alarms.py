@@ -36,22 +36,49 @@ ONCALL_TEXT = (
 )
 
 
+def _event(conv: Conversation, reason: str, priority: int) -> Event:
+    """An alarm as it crosses processes: ids and a priority, never text (bot.events);
+    `for_screen` adds the alias and words for the screens allowed to see them."""
+    return Event(
+        "alarm",
+        {
+            "reason": reason,
+            "conversation_id": conv.id,
+            "advocate_id": conv.advocate_id,
+            "priority": priority,
+        },
+    )
+
+
+async def _words(tx: Tx, conv: Conversation) -> dict[str, Any]:
+    texter = await tx.get_texter(conv.texter_id)
+    return {
+        "cid": conv.id,
+        "alias": texter.alias,
+        "words": telling_words(await tx.list_messages(conv.id))[:WORDS_SHOWN],
+    }
+
+
+async def for_screen(store: Store, event: Event) -> Event:
+    """The alarm as a screen shows it: with the texter's alias and telling words (escaped
+    where drawn). Unchanged if the texter is gone (deleted meanwhile)."""
+    try:
+        async with store.transaction() as tx:
+            conv = await tx.get_conversation(int(event.data["conversation_id"]))
+            extra = await _words(tx, conv)
+    except (NotFound, KeyError, TypeError, ValueError):
+        return event
+    return Event(event.kind, {**event.data, **extra})
+
+
 async def describe(
     tx: Tx, conv: Conversation, reason: str, now: datetime, settings: Settings
 ) -> dict[str, Any]:
-    """What an alarm says on a screen: the alias, the priority, the texter's telling words
-    (escaped by the template), and a link target. The same keys live and on page load."""
-    texter = await tx.get_texter(conv.texter_id)
-    return {
-        "kind": "alarm",
-        "reason": reason,
-        "conversation_id": conv.id,
-        "cid": conv.id,
-        "advocate_id": conv.advocate_id,
-        "alias": texter.alias,
-        "priority": effective_priority(conv, now, settings),
-        "words": telling_words(await tx.list_messages(conv.id))[:WORDS_SHOWN],
-    }
+    """A standing alarm for a page load: the same keys a live one has on screen."""
+    priority = conv.priority
+    if conv.state == QUEUED:
+        priority = effective_priority(conv, now, settings)
+    return {"kind": "alarm", **_event(conv, reason, priority).data, **await _words(tx, conv)}
 
 
 async def check_unclaimed(
@@ -108,11 +135,11 @@ async def _page_oncall(tx: Tx, conv: Conversation, now: datetime, settings: Sett
         await tx.enqueue_outbound(message.id, number, now)
 
 
-async def danger_while_held(tx: Tx, conv: Conversation, now: datetime, settings: Settings) -> Event:
+async def danger_while_held(tx: Tx, conv: Conversation, now: datetime) -> Event:
     """A held texter's message shows danger: record the alarm (it stands until the
     advocate replies) and return the event for the holder's and supervisors' screens."""
     await tx.raise_alarm(conv.id, DANGER_HELD, now)
-    return Event("alarm", await describe(tx, conv, DANGER_HELD, now, settings))
+    return _event(conv, DANGER_HELD, conv.priority)
 
 
 async def answered(tx: Tx, conversation_id: int, now: datetime) -> list[str]:

@@ -258,13 +258,15 @@ class Engine:
         texts = await self._finish(tx, conv, texter, model, replies, now, events, holder)
         if result.danger and held and is_held(conv):
             # Rule 1 while an advocate holds it: Haven stays quiet; people are alarmed.
-            events.append(await alarms.danger_while_held(tx, conv, now, self.settings))
+            events.append(await alarms.danger_while_held(tx, conv, now))
         return Outcome(texts, conv.id if "delete_all" not in model.effects else None)
 
     def _apply_triage(self, conv: Conversation, result: Triage, now: datetime) -> bool:
         """Priority only rises within a conversation; labels and signals accumulate."""
         before = conv.priority
         conv.priority = min(conv.priority, result.priority)
+        if conv.priority < before:  # for the advocate's "why": their own words
+            conv.flow = {**conv.flow, "priority_basis": "words"}
         conv.labels = sorted(set(conv.labels) | result.labels)
         conv.signals = list(dict.fromkeys([*conv.signals, *result.signals]))
         conv.last_inbound_at = now

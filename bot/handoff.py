@@ -17,6 +17,7 @@ from bot.events import Event, Events
 from bot.queue import HELD_STATES, QUEUE_LIMIT, QUEUED, TEAMS, is_role_play, ordered
 from bot.settings import Settings
 from bot.store.base import Conflict, Conversation, NotFound, Store, Tx, User
+from bot.triage import DANGER
 from bot.vocabulary import TEXTING_ROLES
 from flows.states import CONFIRM_DELETE
 
@@ -223,6 +224,15 @@ async def reassign(
         conv.claimed_at = conv.updated_at = now
         await tx.save_conversation(conv)
         await tx.audit(supervisor.id, "reassign", conv.id, f"to user {target.id}", now)
+        await alarms.clear(tx, conv.id, now)
+        # The new holder hears of a texter who showed danger as a danger alarm, which stands
+        # until they reply (rule 1: while held, people are alarmed).
+        danger = (
+            await alarms.danger_while_held(tx, conv, now) if DANGER & set(conv.labels) else None
+        )
+    alarms.publish_cleared(events, conv.id)
+    if events is not None and danger is not None:
+        events.publish(danger)
     _publish(events, conv, holder)
     return conv
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from bot import alarms
 from bot.dashboard.security import ANY_STAFF, current_user, require_role, user_of
 from bot.events import Event
 from bot.keys import EVENTS, STORE
@@ -85,6 +86,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                         await ws.close(code=4401, message=b"signed out")
                         return
                 if event is not None and await asyncio.shield(may_see(store, user, event)):
+                    if event.kind == "alarm":  # events carry ids; the screen gets words
+                        event = await asyncio.shield(alarms.for_screen(store, event))
                     await ws.send_str(event.to_json())
 
         sender = asyncio.create_task(forward())
