@@ -11,31 +11,12 @@ from bot.engine import utcnow
 from bot.events import Event
 from bot.keys import ENGINE, EVENTS, SETTINGS, STORE
 from bot.logs import get_logger
+from bot.sms.statuses import CALLBACK_STATUSES, INBOUND_STATUSES
 from bot.sms.webhook import BadRequest, parse_inbound, signature_valid, twiml
 
 log = get_logger("haven.sms")
 
 TWIML = "text/xml"
-# Twilio's delivery states, the only ones we record.
-STATUSES = frozenset(
-    {
-        "accepted",
-        "queued",
-        "sending",
-        "sent",
-        "delivered",
-        "undelivered",
-        "failed",
-        "read",
-        "receiving",
-        "received",
-        "scheduled",
-        "canceled",
-    }
-)
-
-INBOUND_STATUSES = frozenset({"receiving", "received"})
-
 Handler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResponse]]
 
 
@@ -82,7 +63,7 @@ async def inbound_sms(request: web.Request, params: Mapping[str, str]) -> web.St
 async def delivery_status(request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
     sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
-    if not sid or status not in STATUSES:
+    if not sid or status not in CALLBACK_STATUSES:
         raise web.HTTPBadRequest(text="MessageSid and a known MessageStatus are required")
     if status in INBOUND_STATUSES:
         # Twilio reports our own inbound messages this way: nothing of ours to update.

@@ -75,8 +75,8 @@ class Message:
     created_at: datetime | None = None
     # Inbound: Twilio MessageSid. Outbound: Twilio SID once sent (None for TwiML replies).
     provider_sid: str | None = None
-    # in: "received". out: "replied" (inside TwiML), "queued", "sending", "sent",
-    # "delivered", "undelivered", "failed".
+    # in: "received". out: "replied" (inside TwiML), or one of Twilio's delivery statuses
+    # (bot.sms.statuses.DELIVERY_RANK: "queued" ... "delivered", "undelivered", "failed").
     status: str = "received"
     error_code: str | None = None
     media_types: list[str] = field(default_factory=list)

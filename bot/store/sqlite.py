@@ -22,6 +22,8 @@ from bot.store.sql import Row, SqlTx, load_migrations, no_nesting, utc
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # fixed width, so text order is time order
 BUSY_TIMEOUT_MS = 5000
+# Upserts and UPDATE/DELETE ... RETURNING (claims, alarms, statuses) need SQLite 3.35.
+MIN_SQLITE = (3, 35, 0)
 
 
 class SqliteTx(SqlTx):
@@ -89,6 +91,11 @@ class SqliteStore(Store):
     async def open(self) -> None:
         if self._conn is not None:
             return
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise RuntimeError(
+                f"Haven needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (RETURNING);"
+                f" this Python has {sqlite3.sqlite_version}: use PostgreSQL or a newer Python"
+            )
         conn = await aiosqlite.connect(self.path, isolation_level=None)  # we say BEGIN
         conn.row_factory = aiosqlite.Row
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -133,6 +134,20 @@ async def test_open_store_picks_the_backend_from_the_url(crypto: Crypto) -> None
     assert isinstance(pg, PostgresStore)
     with pytest.raises(ValueError):
         open_store(Settings(database_url="mysql://x"), crypto)
+
+
+async def test_sqlite_too_old_for_returning_is_refused_at_open(
+    crypto: Crypto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite library older than the store needs (RETURNING, upserts) stops open() with a
+    message naming the version, instead of failing later on the first claim or alarm."""
+    too_new = (*sqlite3.sqlite_version_info[:2], sqlite3.sqlite_version_info[2] + 1)
+    monkeypatch.setattr("bot.store.sqlite.MIN_SQLITE", too_new)
+    store = SqliteStore(":memory:", crypto)
+    with pytest.raises(RuntimeError, match=re.escape(sqlite3.sqlite_version)):
+        await store.open()
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.ping()
 
 
 # -- transactions ---------------------------------------------------------------------------

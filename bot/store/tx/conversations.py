@@ -1,0 +1,229 @@
+"""Conversations and their staff notes: load, save, list, timers, the atomic claim, and
+the quick exit's purge.
+
+What the texter told us (need, screening answers, triage signals, location, the flow's
+scratch) is one encrypted JSON blob per conversation; labels, states, priorities and
+timestamps stay plain so the queue can be sorted and filtered in SQL. Quick exit
+(`purge_conversation`) deletes the conversation's messages (and with them any outbox items
+not yet sent), notes, saved replies and alarms, clears the blob and marks the row purged;
+the row keeps its state so the advocate sees that it ended. A later `save_conversation` of
+a purged row never writes the content back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.store.base import Conflict, Conversation, Note, NotFound
+from bot.store.tx.core import Row, SqlTxBase, check, check_language, marks
+from flows.states import ENDED_STATES, NEW, QUEUED, WITH_ADVOCATE
+
+_ENDED = sorted(ENDED_STATES)
+
+
+class ConversationTx(SqlTxBase):
+    def _conversation(self, r: Row) -> Conversation:
+        private: dict[str, Any] = {}
+        if r["private_enc"] is not None:
+            private = json.loads(self._dec(r["private_enc"]))
+        return Conversation(
+            id=r["id"],
+            texter_id=r["texter_id"],
+            state=r["state"],
+            language=r["language"],
+            priority=r["priority"],
+            labels=json.loads(r["labels"]),
+            signals=private.get("signals", []),
+            need=private.get("need"),
+            answers=private.get("answers", {}),
+            location=private.get("location"),
+            flow=private.get("flow", {}),
+            team=r["team"],
+            advocate_id=r["advocate_id"],
+            transfer_to=r["transfer_to"],
+            created_at=self._dt(r["created_at"]),
+            updated_at=self._dto(r["updated_at"]),
+            last_inbound_at=self._dto(r["last_inbound_at"]),
+            queued_at=self._dto(r["queued_at"]),
+            claimed_at=self._dto(r["claimed_at"]),
+            closed_at=self._dto(r["closed_at"]),
+            disposition=r["disposition"],
+            nudge_at=self._dto(r["nudge_at"]),
+            expire_at=self._dto(r["expire_at"]),
+        )
+
+    async def get_open_conversation(self, texter_id: int) -> Conversation | None:
+        r = await self._one(
+            f"SELECT * FROM conversations WHERE texter_id = ? AND state NOT IN"
+            f" ({marks(len(_ENDED))}) ORDER BY id DESC LIMIT 1{self._FOR_UPDATE}",
+            texter_id,
+            *_ENDED,
+        )
+        return None if r is None else self._conversation(r)
+
+    async def get_conversation(self, conversation_id: int) -> Conversation:
+        r = await self._one(
+            f"SELECT * FROM conversations WHERE id = ?{self._FOR_UPDATE}", conversation_id
+        )
+        if r is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        return self._conversation(r)
+
+    async def create_conversation(
+        self, texter_id: int, language: str, now: datetime
+    ) -> Conversation:
+        check_language(language)
+        await self._require("texters", texter_id)
+        at = self._at(now)
+        r = await self._returning(
+            "INSERT INTO conversations (texter_id, state, language, priority, created_at,"
+            " updated_at) VALUES (?, ?, ?, 4, ?, ?) RETURNING *",
+            texter_id,
+            NEW,
+            language,
+            at,
+            at,
+        )
+        return self._conversation(r)
+
+    async def save_conversation(self, conversation: Conversation) -> None:
+        c = conversation
+        check(bool(c.state), "state is required")
+        check_language(c.language)
+        check(c.priority in (1, 2, 3, 4), "priority must be 1, 2, 3 or 4")
+        private = {
+            "need": c.need,
+            "answers": c.answers,
+            "signals": c.signals,
+            "location": c.location,
+            "flow": c.flow,
+        }
+        blob = self._enc(json.dumps(private, separators=(",", ":")))
+        r = await self._one(
+            "UPDATE conversations SET state = ?, language = ?, priority = ?, labels = ?,"
+            " private_enc = ?, team = ?, advocate_id = ?, transfer_to = ?, updated_at = ?,"
+            " last_inbound_at = ?, queued_at = ?, claimed_at = ?, closed_at = ?,"
+            " disposition = ?, nudge_at = ?, expire_at = ? WHERE id = ? RETURNING purged",
+            c.state,
+            c.language,
+            c.priority,
+            json.dumps(list(c.labels)),
+            blob,
+            c.team,
+            c.advocate_id,
+            c.transfer_to,
+            self._tso(c.updated_at),
+            self._tso(c.last_inbound_at),
+            self._tso(c.queued_at),
+            self._tso(c.claimed_at),
+            self._tso(c.closed_at),
+            c.disposition,
+            self._tso(c.nudge_at),
+            self._tso(c.expire_at),
+            c.id,
+        )
+        if r is None:
+            raise NotFound(f"no conversation {c.id}")
+        if r["purged"]:  # quick exit already erased it: never write the content back
+            await self._execute("UPDATE conversations SET private_enc = NULL WHERE id = ?", c.id)
+
+    async def purge_conversation(self, conversation_id: int) -> None:
+        await self._require("conversations", conversation_id)
+        await self._delete_replies_of("c.id = ?", conversation_id)
+        # Deleting the messages also drops their outbox items: nothing queued is sent
+        # after a quick exit (enqueue anything meant to go out after calling this).
+        await self._execute("DELETE FROM messages WHERE conversation_id = ?", conversation_id)
+        await self._execute("DELETE FROM notes WHERE conversation_id = ?", conversation_id)
+        # The conversation has ended: nothing about it is left for staff to be alarmed by.
+        await self._execute("DELETE FROM alarms WHERE conversation_id = ?", conversation_id)
+        await self._execute(
+            "UPDATE conversations SET private_enc = NULL, purged = 1 WHERE id = ?",
+            conversation_id,
+        )
+
+    async def list_conversations(
+        self,
+        states: Sequence[str] | None = None,
+        advocate_id: int | None = None,
+        limit: int = 500,
+    ) -> list[Conversation]:
+        check(limit > 0, "limit must be positive")
+        where: list[str] = []
+        args: list[Any] = []
+        if states is not None:
+            if not states:
+                return []
+            where.append(f"state IN ({marks(len(states))})")
+            args.extend(states)
+        if advocate_id is not None:
+            where.append("advocate_id = ?")
+            args.append(advocate_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._fetch(
+            f"SELECT * FROM conversations{clause}"
+            " ORDER BY COALESCE(updated_at, created_at) DESC, id DESC LIMIT ?",
+            *args,
+            limit,
+        )
+        return [self._conversation(r) for r in rows]
+
+    async def due_timers(self, now: datetime, limit: int = 100) -> list[Conversation]:
+        at = self._at(now)
+        rows = await self._fetch(
+            "SELECT * FROM conversations WHERE nudge_at <= ? OR expire_at <= ?"
+            f" ORDER BY id LIMIT ?{self._SKIP_LOCKED}",
+            at,
+            at,
+            limit,
+        )
+        return [self._conversation(r) for r in rows]
+
+    async def claim(self, conversation_id: int, advocate_id: int, now: datetime) -> Conversation:
+        at = self._at(now)
+        # One statement: the WHERE clause is the race check (two advocates never both win).
+        r = await self._one(
+            "UPDATE conversations SET state = ?, advocate_id = ?,"
+            " claimed_at = ?, updated_at = ?, transfer_to = NULL"
+            " WHERE id = ? AND state = ? AND advocate_id IS NULL RETURNING *",
+            WITH_ADVOCATE,
+            advocate_id,
+            at,
+            at,
+            conversation_id,
+            QUEUED,
+        )
+        if r is None:
+            await self._require("conversations", conversation_id)
+            raise Conflict(f"conversation {conversation_id} is not waiting in the queue")
+        return self._conversation(r)
+
+    # -- notes: staff's, per conversation, encrypted at rest like message bodies -----------
+    def _note(self, r: Row) -> Note:
+        return Note(
+            id=r["id"],
+            conversation_id=r["conversation_id"],
+            user_id=r["user_id"],
+            body=self._dec(r["body_enc"]),
+            created_at=self._dt(r["created_at"]),
+        )
+
+    async def add_note(self, conversation_id: int, user_id: int, body: str, now: datetime) -> Note:
+        await self._require("conversations", conversation_id)
+        r = await self._returning(
+            "INSERT INTO notes (conversation_id, user_id, body_enc, created_at)"
+            " VALUES (?, ?, ?, ?) RETURNING *",
+            conversation_id,
+            user_id,
+            self._enc(body),
+            self._at(now),
+        )
+        return self._note(r)
+
+    async def list_notes(self, conversation_id: int) -> list[Note]:
+        rows = await self._fetch(
+            "SELECT * FROM notes WHERE conversation_id = ? ORDER BY id", conversation_id
+        )
+        return [self._note(r) for r in rows]

@@ -1,0 +1,122 @@
+"""What every area of the SQL transaction shares: the four driver primitives each backend
+supplies, and small helpers for rows, timestamps, encryption and checks.
+
+Queries are written once with `?` placeholders; the PostgreSQL transaction rewrites them to
+`$n`. The only other dialect differences are class attributes (`_FOR_UPDATE`,
+`_SKIP_LOCKED`), two locking hooks, and how a timestamp is passed in and read back (`_ts`,
+`_dt`).
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.crypto import Crypto
+from bot.store.base import NotFound, Tx
+from bot.vocabulary import LANGUAGES
+
+Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is a programming error, not a guess."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetimes given to the store must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def check(ok: bool, message: str) -> None:
+    """Refuse bad input before it reaches the database."""
+    if not ok:
+        raise ValueError(message)
+
+
+def check_language(language: str) -> None:
+    check(language in LANGUAGES, f"language must be one of {list(LANGUAGES)}")
+
+
+def marks(n: int) -> str:
+    """`?, ?, ?` for an IN list of n values."""
+    return ", ".join("?" * n)
+
+
+class SqlTxBase(Tx):
+    """The primitives (abstract, per backend) and helpers the area mixins build on."""
+
+    _FOR_UPDATE = ""  # row lock on single-record loads (PostgreSQL)
+    _SKIP_LOCKED = ""  # for work queues claimed by several processes (PostgreSQL)
+
+    def __init__(self, crypto: Crypto) -> None:
+        self._crypto = crypto
+        self.closed = False  # set when the transaction ends; further use is an error
+
+    @abc.abstractmethod
+    async def _fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def _execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def _ts(self, value: datetime) -> Any:
+        """A UTC datetime as this driver stores it."""
+
+    @abc.abstractmethod
+    def _dt(self, value: Any) -> datetime:
+        """A stored timestamp as an aware UTC datetime."""
+
+    async def _serialise_claims(self) -> None:
+        """Hook: PostgreSQL makes concurrent outbox claimers take turns (see PgTx)."""
+
+    async def _lock_sid(self, provider_sid: str) -> None:
+        """Hook: PostgreSQL makes a callback and the recording of its SID take turns."""
+
+    def _guard(self) -> None:
+        if self.closed:
+            raise RuntimeError("this transaction is over; open a new one")
+
+    async def _one(self, sql: str, *args: Any) -> Row | None:
+        rows = await self._fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def _returning(self, sql: str, *args: Any) -> Row:
+        """The one row a statement always gives (INSERT ... RETURNING, a bare SELECT)."""
+        r = await self._one(sql, *args)
+        if r is None:
+            raise RuntimeError("the database returned no row")
+        return r
+
+    def _at(self, value: datetime) -> Any:
+        return self._ts(utc(value))
+
+    def _tso(self, value: datetime | None) -> Any:
+        return None if value is None else self._ts(utc(value))
+
+    def _dto(self, value: Any) -> datetime | None:
+        return None if value is None else self._dt(value)
+
+    def _enc(self, text: str) -> bytes:
+        return self._crypto.encrypt(text)
+
+    def _dec(self, blob: Any) -> str:
+        return self._crypto.decrypt(bytes(blob))
+
+    async def _require(self, table: str, record_id: int) -> None:
+        # `table` is always a literal from this package, never input.
+        if await self._one(f"SELECT 1 FROM {table} WHERE id = ?", record_id) is None:
+            raise NotFound(f"no {table[:-1]} {record_id}")
+
+    async def _delete_replies_of(self, where: str, *args: Any) -> None:
+        """Saved webhook replies answer inbound messages; erasing a conversation (DELETE,
+        quick exit, retention) erases them too, found by the messages' SIDs. `where` is a
+        condition on conversations `c`, written in this package."""
+        await self._execute(
+            "DELETE FROM replies WHERE message_sid IN (SELECT m.provider_sid FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            f" WHERE m.direction = 'in' AND m.provider_sid IS NOT NULL AND {where})",
+            *args,
+        )

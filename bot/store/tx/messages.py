@@ -1,0 +1,139 @@
+"""Messages both ways, and their delivery statuses: Twilio's callbacks only ever move a
+status forward, and a callback that arrives before its SID is known waits in
+`early_statuses` until the outbox records that SID. Status names come from bot.sms.statuses.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK
+from bot.store.base import Message, NotFound
+from bot.store.tx.core import Row, SqlTxBase, check, utc
+
+# Haven's own: "received" (inbound), "replied" (sent inside the webhook's TwiML).
+MESSAGE_STATUSES = frozenset({"received", "replied", *DELIVERY_RANK})
+
+
+def _rank_sql(column: str) -> str:
+    """A status column's DELIVERY_RANK, in SQL (column names and statuses are constants)."""
+    whens = " ".join(f"WHEN '{s}' THEN {r}" for s, r in DELIVERY_RANK.items() if r < FINAL_RANK)
+    return f"CASE {column} {whens} ELSE {FINAL_RANK} END"
+
+
+class MessageTx(SqlTxBase):
+    def _message(self, r: Row) -> Message:
+        return Message(
+            id=r["id"],
+            conversation_id=r["conversation_id"],
+            direction=r["direction"],
+            body=self._dec(r["body_enc"]),
+            author=r["author"],
+            created_at=self._dt(r["created_at"]),
+            provider_sid=r["provider_sid"],
+            status=r["status"],
+            error_code=r["error_code"],
+            media_types=json.loads(r["media_types"]),
+            labels=json.loads(r["labels"]),
+        )
+
+    async def add_message(self, message: Message) -> Message:
+        m = message
+        check(m.direction in ("in", "out"), "direction must be 'in' or 'out'")
+        check(m.status in MESSAGE_STATUSES, f"unknown message status {m.status!r}")
+        await self._require("conversations", m.conversation_id)
+        created = utc(m.created_at) if m.created_at is not None else datetime.now(UTC)
+        r = await self._returning(
+            "INSERT INTO messages (conversation_id, direction, author, body_enc, created_at,"
+            " provider_sid, status, error_code, media_types, labels)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            m.conversation_id,
+            m.direction,
+            m.author,
+            self._enc(m.body),
+            self._ts(created),
+            m.provider_sid,
+            m.status,
+            m.error_code,
+            json.dumps(list(m.media_types)),
+            json.dumps(list(m.labels)),
+        )
+        m.id = r["id"]
+        m.created_at = created
+        return m
+
+    async def list_messages(self, conversation_id: int) -> list[Message]:
+        rows = await self._fetch(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", conversation_id
+        )
+        return [self._message(r) for r in rows]
+
+    async def set_message_status(
+        self,
+        message_id: int,
+        status: str,
+        provider_sid: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        check(status in MESSAGE_STATUSES, f"unknown message status {status!r}")
+        if provider_sid is not None:
+            await self._lock_sid(provider_sid)
+        n = await self._execute(
+            "UPDATE messages SET status = ?, provider_sid = COALESCE(?, provider_sid),"
+            " error_code = COALESCE(?, error_code) WHERE id = ?",
+            status,
+            provider_sid,
+            error_code,
+            message_id,
+        )
+        if n == 0:
+            raise NotFound(f"no message {message_id}")
+        if provider_sid is not None:
+            early = await self._one(
+                "DELETE FROM early_statuses WHERE provider_sid = ? RETURNING *", provider_sid
+            )
+            if early is not None:  # a callback that arrived before this SID was known
+                await self.record_status(
+                    provider_sid, early["status"], early["error_code"], datetime.now(UTC)
+                )
+
+    async def record_status(
+        self, provider_sid: str, status: str, error_code: str | None, now: datetime
+    ) -> Message | None:
+        status = ALIASES.get(status, status)
+        check(status in DELIVERY_RANK, f"unknown delivery status {status!r}")
+        utc(now)  # validated for the contract
+        await self._lock_sid(provider_sid)
+        # One conditional UPDATE, so concurrent callbacks cannot move a status backwards.
+        r = await self._one(
+            "UPDATE messages SET status = ?, error_code = COALESCE(?, error_code)"
+            " WHERE provider_sid = ? AND direction = 'out'"
+            f" AND {_rank_sql('status')} < ? RETURNING *",
+            status,
+            error_code,
+            provider_sid,
+            DELIVERY_RANK[status],
+        )
+        if r is None:
+            r = await self._one(
+                "SELECT * FROM messages WHERE provider_sid = ? AND direction = 'out'"
+                " ORDER BY id LIMIT 1",
+                provider_sid,
+            )
+        if r is None:
+            # Not ours yet (the outbox has not recorded this SID) or never ours: kept until
+            # set_message_status records the SID, or retention clears it.
+            await self._execute(
+                "INSERT INTO early_statuses (provider_sid, status, error_code, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (provider_sid) DO UPDATE SET"
+                " status = excluded.status,"
+                " error_code = COALESCE(excluded.error_code, early_statuses.error_code)"
+                f" WHERE {_rank_sql('early_statuses.status')} < {_rank_sql('excluded.status')}",
+                provider_sid,
+                status,
+                error_code,
+                self._at(now),
+            )
+            return None
+        return self._message(r)
