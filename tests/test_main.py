@@ -56,7 +56,7 @@ def test_chat_runs_a_spanish_intake_to_the_queue(tmp_path: Path) -> None:
     result = run(["chat", "--from", "+15555550999"], tmp_path, stdin=script)
     assert result.returncode == 0, result.stderr
     assert "¿Es seguro para ti escribir ahora?" in result.stdout
-    assert "Eres el número 1" in result.stdout and "911" in result.stdout
+    assert "Tu lugar en la fila: 1" in result.stdout and "911" in result.stdout
     counts = json.loads(run(["stats"], tmp_path).stdout)
     assert counts["queued"] == 1
 

@@ -221,13 +221,13 @@ async def test_spanish_conversation_reaches_the_queue() -> None:
         conv,
         [
             ("hola", "¿Es seguro para ti escribir"),
-            ("sí", "¿Qué está pasando?"),
+            ("sí", "¿Qué pasa?"),
             ("2", "menos de 18"),
             ("no", "Puedes irte"),
             ("no", "pasaporte"),
             ("saltar", "debes dinero"),
-            ("si", "código postal"),
-            ("SALTAR", "Eres el número 3 en la fila"),
+            ("si", "ZIP code"),
+            ("SALTAR", "Tu lugar en la fila: 3"),
         ],
     )
     assert conv.state == "queued" and conv.effects == ["enqueue"]
@@ -240,7 +240,7 @@ async def test_switching_language_mid_intake_repeats_the_question() -> None:
     again in Spanish; ENGLISH switches back."""
     conv = await drive_to("need")
     await send(conv, "español")
-    assert conv.language == "es" and "¿Qué está pasando?" in texts(conv)[0]
+    assert conv.language == "es" and "¿Qué pasa?" in texts(conv)[0]
     await send(conv, "ENGLISH")
     assert conv.language == "en" and "What's going on?" in texts(conv)[0]
     assert conv.state == "need"
