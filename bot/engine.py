@@ -39,6 +39,7 @@ from flows.states import (
     ENDED_STATES,
     EXITED,
     HELD_STATES,
+    NEW,
     OPTED_OUT,
     QUEUED,
     TIMED_STATES,
@@ -152,6 +153,21 @@ async def staff_step(
     return model
 
 
+# What a danger text says instead: who we are, the queue, the hours and lines.
+SUPERSEDED_BY_DANGER = frozenset(
+    {
+        "welcome",
+        "opening_short",
+        "queued",
+        "queue_update",
+        "after_hours",
+        "after_hours_safe",
+    }
+)
+# Texts that give a wait; with nobody available, their _unstaffed forms say so instead.
+WAIT_TEXTS = frozenset({"queued", "queue_update"})
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one inbound message produced (for the webhook and for tests)."""
@@ -238,13 +254,13 @@ class Engine:
             media_count=sms.num_media,
             is_open=self.hours.is_open(now),
         )
-        held = model.held
+        held, origin = model.held, model.state
         holder = conv.advocate_id  # told of whatever happens, even if this lets them go
         if result.danger and not held and model.state in INTAKE.escalate_states:
             await INTAKE.escalate(model, turn)
         else:
             await INTAKE.handle(model, turn)
-        replies = self._danger_wins(model, result)
+        replies = self._danger_wins(model, result, origin)
         if sms.num_media and not sms.body.strip() and not held and not model.opted_out:
             replies.append(Say("media_only"))
         model.data.pop("nudged", None)  # a new silence earns a new nudge
@@ -272,19 +288,22 @@ class Engine:
         conv.last_inbound_at = now
         return conv.priority < before
 
-    def _danger_wins(self, model: FlowConversation, result: Triage) -> list[Say]:
-        """Rule 1: emergency numbers first in this very reply when no advocate holds the
-        conversation, whatever the flow said. No keyword, state or setting removes them."""
+    def _danger_wins(self, model: FlowConversation, result: Triage, origin: str) -> list[Say]:
+        """Rule 1: when no advocate holds the conversation, a message showing danger gets
+        one text, the emergency line first, whatever the flow said; it replaces the flow's
+        opening, queue and hours texts (the danger texts carry what those said). No
+        keyword, state or setting removes it."""
         replies = list(model.replies)
         if model.held or not result.danger:
             return replies
-        ids = {say.id for say in replies}
-        danger = [
-            Say(copy_id)
-            for label, copy_id in (("emergency", "danger_emergency"), ("suicide", "danger_suicide"))
-            if label in result.labels and copy_id not in ids
-        ]
-        return danger + replies
+        suicide = "suicide" in result.labels
+        if model.state == AFTER_HOURS:
+            danger = "danger_suicide_after_hours" if suicide else "danger_after_hours"
+        else:
+            danger = "danger_suicide" if suicide else "danger_emergency"
+            if origin == NEW:
+                danger += "_new"  # the first text also says who we are, and "delete this"
+        return [Say(danger), *(say for say in replies if say.id not in SUPERSEDED_BY_DANGER)]
 
     # -- conversation <-> flow model ----------------------------------------------------
     def _model(self, conv: Conversation, texter: Texter) -> FlowConversation:
@@ -362,12 +381,15 @@ class Engine:
             "position": 1,
             "wait": 1,
         }
+        message_id = say.id
         if conv.queued_at is not None:
-            params["position"], params["wait"] = await position_and_wait(
-                tx, conv, now, self.settings
-            )
+            params["position"], wait = await position_and_wait(tx, conv, now, self.settings)
+            if wait is not None:
+                params["wait"] = wait
+            elif message_id in WAIT_TEXTS:
+                message_id += "_unstaffed"  # never promise minutes nobody can keep
         params.update(say.params)
-        return copy.render(say.id, conv.language, params)
+        return copy.render(message_id, conv.language, params)
 
     def _lines(self, language: str) -> str:
         return " ".join(

@@ -9,18 +9,22 @@ overwrite each other.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot import vocabulary
 from bot.settings import Settings
-from bot.store.base import Conversation, Message, Store, Texter, Tx
+from bot.store.base import Conversation, Message, Store, Texter, Tx, User
 from bot.triage import DANGER
 from bot.vocabulary import mask_number
 from flows import states
 
-# Minutes an advocate spends on one texter, for the wait estimate until real data exists.
+# Minutes an advocate spends on one texter, for the wait estimate until enough closed
+# conversations (MIN_SAMPLE of the latest HANDLING_SAMPLE) measure it.
 DEFAULT_HANDLE_MINUTES = 10
+HANDLING_SAMPLE = 50
+MIN_SAMPLE = 3
 QUEUED = states.QUEUED
 HELD = states.WITH_ADVOCATE
 # Held, or held while the texter answers DELETE's question: the advocate can still act.
@@ -108,18 +112,54 @@ def ordered(convs: list[Conversation], now: datetime, settings: Settings) -> lis
     return sorted(waiting, key=lambda c: sort_key(c, now, settings))
 
 
+def estimate_wait(position: int, staff: list[User], held: int, handle_minutes: float) -> int | None:
+    """Minutes until an advocate can reply to the texter at `position`, or None when no
+    one is available (then Haven says so instead of promising minutes it cannot keep).
+    `staff`: those available now; `held`: how many texters they hold; `handle_minutes`:
+    what one texter takes them, measured. Those within the free places wait about a minute;
+    the rest wait for places to free up, all of them working in parallel."""
+    slots = sum(max(0, u.capacity) for u in staff)
+    if not staff or slots == 0:
+        return None
+    free = max(0, slots - held)
+    if position <= free:
+        return 1
+    return max(1, math.ceil((position - free) * handle_minutes / slots))
+
+
+async def handle_minutes(tx: Tx) -> float:
+    """How long advocates take with one texter, from the most recent closed conversations
+    (the median, so one long night does not skew it); the default until there are some."""
+    recent = [
+        (c.closed_at - c.claimed_at).total_seconds() / 60
+        for c in await tx.list_conversations(states=[states.CLOSED], limit=HANDLING_SAMPLE)
+        if c.claimed_at is not None and c.closed_at is not None and c.closed_at > c.claimed_at
+    ]
+    return statistics.median(recent) if len(recent) >= MIN_SAMPLE else DEFAULT_HANDLE_MINUTES
+
+
 async def position_and_wait(
     tx: Tx, conv: Conversation, now: datetime, settings: Settings
-) -> tuple[int, int]:
-    """1-based place in the queue and an estimate in whole minutes (at least 1)."""
+) -> tuple[int, int | None]:
+    """1-based place in the queue and an honest estimate in whole minutes: from who is
+    available now and measured handling times; None when nobody is available."""
     queue = ordered(await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings)
     ids = [c.id for c in queue]
     position = ids.index(conv.id) + 1 if conv.id in ids else len(ids) + 1
-    users = await tx.list_users()
-    on_shift = [u for u in users if u.role != "admin" and u.presence == "available"]
-    free_slots = sum(max(0, u.capacity) for u in on_shift) or 1
-    wait = math.ceil(position * DEFAULT_HANDLE_MINUTES / free_slots)
-    return position, max(1, wait)
+    staff = [
+        u
+        for u in await tx.list_users()
+        if u.active and u.role in vocabulary.TEXTING_ROLES and u.presence == "available"
+    ]
+    if not staff:
+        return position, None
+    on_shift = {u.id for u in staff}
+    held = sum(
+        1
+        for c in await tx.list_conversations(states=list(HELD_STATES), limit=QUEUE_LIMIT)
+        if c.advocate_id in on_shift
+    )
+    return position, estimate_wait(position, staff, held, await handle_minutes(tx))
 
 
 async def snapshot(store: Store, now: datetime, settings: Settings) -> list[QueueEntry]:

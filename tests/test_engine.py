@@ -401,14 +401,19 @@ async def test_an_opted_out_number_stays_quiet_in_a_new_conversation(
 
 
 async def test_queue_position_counts_the_new_priority(client: TestClient, text: Text) -> None:
-    """Two texters wait at priority 4; a third arrives in danger and is told she is first
-    in line, not third."""
+    """Two texters wait at priority 4; a third arrives in danger (one text: 911 first) and,
+    asking how long, is told she is first in line, not third."""
+    async with client.app[STORE].transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
+        ana.presence, ana.capacity = "available", 1
+        await tx.save_user(ana)
     for number in ("+15551230101", "+15551230102"):
         await text("hi", number)
         await text("AGENT", number)
-    reply = joined(await text("he has a knife and he's hitting me", "+15551230103"))
-    assert "911" in reply
-    assert re.search(r"number 1 in line", reply), reply
+    (reply,) = await text("he has a knife and he's hitting me", "+15551230103")
+    assert reply.index("911") < 40
+    update = joined(await text("how long", "+15551230103"))
+    assert re.search(r"number 1, about 1 min", update), update
 
 
 async def test_stop_cancels_texts_still_waiting_to_go(client: TestClient, text: Text) -> None:
@@ -491,3 +496,72 @@ async def test_retention_never_forgets_a_stop(client: TestClient, text: Text) ->
         assert await tx.list_conversations() == []
     assert await text("hi") == []
     assert await text("yes") == []
+
+
+@pytest.mark.parametrize(
+    ("language", "first", "later"),
+    [
+        ("en", "he has a gun and says he will shoot me", "he just kicked the door in"),
+        ("es", "mi esposo tiene un cuchillo y dice que me va a matar", "ya llegó y me pegó"),
+    ],
+)
+async def test_danger_gets_one_text_the_emergency_line_first(
+    client: TestClient, text: Text, language: str, first: str, later: str
+) -> None:
+    """A first message showing danger gets exactly one text, 911 in its first sentence,
+    the opening folded in; a later danger message while queued gets one text too, with no
+    "about N min" after it."""
+    (reply,) = await text(first)
+    assert reply.index("911") < 40 and "Harbor House" in reply
+    assert ("borrar" if language == "es" else "delete") in reply
+    (again,) = await text(later)
+    assert again.index("911") < 40 and "min" not in again
+    conv = await conversation(client.app)
+    assert conv is not None and conv.state == "queued" and conv.priority == 1
+
+
+async def test_suicide_gets_988_in_one_text(client: TestClient, text: Text) -> None:
+    """Suicidal words in the first message: one text with 988 before the org's name."""
+    (reply,) = await text("i want to kill myself tonight")
+    assert "988" in reply and reply.index("988") < reply.index("Harbor House")
+
+
+async def test_danger_after_hours_is_one_text_with_the_lines(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """Closed: danger gets one text - 911 first, the org is closed, the national lines."""
+    client = await aiohttp_client(create_app(settings.with_(hours="mon 00:00-00:01 UTC")))
+    from tests.conftest import sign
+
+    params = {
+        "MessageSid": "SM" + "7" * 32,
+        "AccountSid": "AC" + "0" * 32,
+        "From": NUMBER,
+        "To": "+15559990000",
+        "Body": "he has a gun and says he will shoot me",
+        "NumMedia": "0",
+    }
+    response = await client.post(
+        "/twilio/sms", data=params, headers={"X-Twilio-Signature": sign("/twilio/sms", params)}
+    )
+    body = await response.text()
+    assert body.count("<Message>") == 1
+    assert body.index("911") < body.index("Harbor House") and "1-800-799-7233" in body
+
+
+async def test_with_nobody_available_the_queue_text_promises_no_minutes(
+    client: TestClient, text: Text
+) -> None:
+    """No advocate signed in: joining the queue says nobody is free and gives the lines,
+    not "about 10 min"; once someone is available, a wait question gets minutes."""
+    for body in ("hi", "yes", "4"):
+        await text(body)
+    (queued,) = await text("skip")
+    assert "No advocate is free" in queued and "1-800-799-7233" in queued
+    assert not re.search(r"\d+ min", queued)
+    async with client.app[STORE].transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
+        ana.presence = "available"
+        await tx.save_user(ana)
+    update = joined(await text("how long is the wait"))
+    assert re.search(r"number 1, about 1 min", update), update

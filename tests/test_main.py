@@ -51,12 +51,14 @@ def test_chat_runs_an_english_intake_to_the_queue(tmp_path: Path) -> None:
 
 
 def test_chat_runs_a_spanish_intake_to_the_queue(tmp_path: Path) -> None:
-    """The same in Spanish from the first message, skipping with SALTAR/skip."""
+    """The same in Spanish from the first message, skipping with SALTAR/skip; with no
+    advocate signed in, the queue text says so honestly instead of promising minutes."""
     script = "hola, necesito ayuda\nsi\n1\nsaltar\nno\nsaltar\nsaltar\nsaltar\nsaltar\nskip\n"
     result = run(["chat", "--from", "+15555550999"], tmp_path, stdin=script)
     assert result.returncode == 0, result.stderr
     assert "¿Es seguro para ti escribir ahora?" in result.stdout
-    assert "Tu lugar en la fila: 1" in result.stdout and "911" in result.stdout
+    assert "Ahora no hay nadie libre" in result.stdout and "911" in result.stdout
+    assert " min." not in result.stdout
     counts = json.loads(run(["stats"], tmp_path).stdout)
     assert counts["queued"] == 1
 
