@@ -1,0 +1,128 @@
+"""The queue: who waits (page, live fragment, JSON), the advocate's own conversations and
+offers, "Take next" and taking one texter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from bot import queue, vocabulary
+from bot.dashboard.security import ANY_STAFF, TAKERS, require_role, user_of
+from bot.dashboard.views.auth import PRESENCE
+from bot.dashboard.views.common import (
+    back_to,
+    base_context,
+    conversation_id,
+    done,
+    epoch,
+    utcnow,
+    wait_text,
+)
+from bot.dashboard.wording import readable_answers
+from bot.keys import EVENTS, SETTINGS, STORE
+from bot.store.base import Conflict, User
+
+routes = web.RouteTableDef()
+
+
+async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
+    now = utcnow()
+    store = request.app[STORE]
+    entries = await queue.snapshot(store, now, request.app[SETTINGS])
+    async with store.transaction() as tx:
+        held = await tx.list_conversations(states=list(queue.HELD_STATES))
+        mine: list[dict[str, Any]] = []
+        offers: list[dict[str, Any]] = []
+        for conv in held:
+            if conv.advocate_id == user.id or conv.transfer_to == user.id:
+                texter = await tx.get_texter(conv.texter_id)
+                row = {
+                    "conv": conv,
+                    "alias": texter.alias,
+                    "masked": vocabulary.mask_number(texter.phone),
+                }
+                (offers if conv.transfer_to == user.id else mine).append(row)
+        fresh = await tx.get_user(user.id)
+    rows = [
+        {
+            "entry": e,
+            "conv": e.conversation,
+            "since": epoch(e.conversation.queued_at),
+            "wait": wait_text(e.waiting_s),
+            "answers": readable_answers(e.conversation.answers),
+        }
+        for e in entries
+    ]
+    return {
+        "rows": rows,
+        "mine": mine,
+        "offers": offers,
+        "me": fresh,
+        "held_count": len(mine),
+    }
+
+
+@routes.get("/dashboard/queue", name="queue")
+@require_role(*ANY_STAFF)
+async def queue_page(request: web.Request) -> web.StreamResponse:
+    user = user_of(request)
+    context = await queue_context(request, user)
+    async with request.app[STORE].transaction() as tx:
+        await tx.audit(user.id, "view_queue", None, f"{len(context['rows'])} waiting", utcnow())
+    return aiohttp_jinja2.render_template(
+        "queue.html", request, await base_context(request, **context, presences=PRESENCE)
+    )
+
+
+@routes.get("/dashboard/fragments/queue")
+@require_role(*ANY_STAFF)
+async def queue_fragment(request: web.Request) -> web.StreamResponse:
+    context = await queue_context(request, user_of(request))
+    return aiohttp_jinja2.render_template(
+        "_queue.html", request, await base_context(request, **context)
+    )
+
+
+@routes.get("/dashboard/queue.json")
+@require_role(*ANY_STAFF)
+async def queue_json(request: web.Request) -> web.StreamResponse:
+    entries = await queue.snapshot(request.app[STORE], utcnow(), request.app[SETTINGS])
+    return web.json_response(
+        [
+            {
+                "conversation_id": e.conversation.id,
+                "alias": e.texter_alias,
+                "masked": e.masked,
+                "priority": e.priority,
+                "waiting_s": e.waiting_s,
+                "labels": e.labels,
+                "language": e.conversation.language,
+                "team": e.conversation.team,
+            }
+            for e in entries
+        ]
+    )
+
+
+@routes.post("/dashboard/take-next")
+@require_role(*TAKERS)
+@back_to("/dashboard/queue")
+async def take_next(request: web.Request) -> web.StreamResponse:
+    user = user_of(request)
+    conv = await queue.take_next(
+        request.app[STORE], user, utcnow(), request.app[SETTINGS], request.app[EVENTS]
+    )
+    if conv is None:
+        raise Conflict("Nobody is waiting.")
+    return done(request, f"/dashboard/conversations/{conv.id}", conversation_id=conv.id)
+
+
+@routes.post("/dashboard/conversations/{cid}/claim")
+@require_role(*TAKERS)
+@back_to("/dashboard/queue")
+async def claim(request: web.Request) -> web.StreamResponse:
+    cid = conversation_id(request)
+    await queue.claim(request.app[STORE], cid, user_of(request), utcnow(), request.app[EVENTS])
+    return done(request, f"/dashboard/conversations/{cid}", conversation_id=cid)
