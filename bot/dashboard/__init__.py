@@ -26,6 +26,8 @@ def setup_dashboard(app: web.Application) -> None:
     )
     env.globals["wait_text"] = views.wait_text
     env.globals["epoch"] = views.epoch
+    env.globals["iso"] = views.iso
+    env.globals["clock"] = views.clock
     app[views.THROTTLE] = accounts.LoginThrottle()
     views.add_routes(app)
     app.router.add_get("/ws", ws.websocket, name="ws")

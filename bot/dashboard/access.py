@@ -1,7 +1,8 @@
 """Who may see and act on which conversation: one policy for the pages and the WebSocket.
 
 Supervisors and admins read everything. An advocate reads the queue (anyone waiting is
-theirs to take), the conversations they hold and the ones offered to them. Acting (reply,
+theirs to take), the conversations they hold and the ones offered to them, and the earlier
+conversations of a texter they may view now. Acting (reply,
 transfer, close) needs holding it, or a supervisor's role where bot.queue allows it.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from bot import queue
 from bot.events import Event
-from bot.store.base import Conversation, NotFound, Store, User
+from bot.store.base import ENDED_STATES, Conversation, NotFound, Store, Tx, User
 
 WATCHERS = frozenset({"supervisor", "admin"})
 # Events about no one conversation, with nothing an advocate may not see: every screen.
@@ -24,6 +25,17 @@ def may_view(user: User, conv: Conversation) -> bool:
     if user.role in WATCHERS:
         return True
     return user.id in (conv.advocate_id, conv.transfer_to) or conv.state == queue.QUEUED
+
+
+async def may_read(tx: Tx, user: User, conv: Conversation) -> bool:
+    """may_view, and also a returning texter's earlier (ended) conversations for whoever
+    may view the texter's conversation now: their history is one click away."""
+    if may_view(user, conv):
+        return True
+    if conv.state not in ENDED_STATES:
+        return False
+    current = await tx.get_open_conversation(conv.texter_id)
+    return current is not None and may_view(user, current)
 
 
 def holds(user: User, conv: Conversation) -> bool:
@@ -54,8 +66,7 @@ async def may_see(store: Store, user: User, event: Event) -> bool:
             return False
         try:
             async with store.transaction() as tx:
-                conv = await tx.get_conversation(cid)
+                return await may_read(tx, user, await tx.get_conversation(cid))
         except NotFound:
             return False
-        return may_view(user, conv)
     return False

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.dashboard.views import auth, conversation, queue, supervisor, training
 from bot.dashboard.views.auth import THROTTLE
-from bot.dashboard.views.common import epoch, refusals, wait_text
+from bot.dashboard.views.common import clock, epoch, iso, refusals, wait_text
 
 TABLES = (auth.routes, queue.routes, conversation.routes, supervisor.routes, training.routes)
 
@@ -22,4 +22,4 @@ def add_routes(app: web.Application) -> None:
         app.router.add_routes(table)
 
 
-__all__ = ["THROTTLE", "add_routes", "epoch", "refusals", "wait_text"]
+__all__ = ["THROTTLE", "add_routes", "clock", "epoch", "iso", "refusals", "wait_text"]

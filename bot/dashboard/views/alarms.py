@@ -65,3 +65,29 @@ async def standing_alarms(
             if unanswered_danger(messages):
                 alarms.append(await _alarm(tx, conv, "danger_held", conv.priority, messages))
     return alarms
+
+
+async def after_reassign(
+    store: Store, conversation_id: int, supervisor: User, assignee: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events that tell the assignee of a supervisor's reassign: "assigned" (who gave
+    them whom), and a danger alarm when the texter showed danger, so the assignee's screen
+    treats them at once as the danger they are."""
+    async with store.transaction() as tx:
+        conv = await tx.get_conversation(conversation_id)
+        texter = await tx.get_texter(conv.texter_id)
+        told: list[tuple[str, dict[str, Any]]] = [
+            (
+                "assigned",
+                {
+                    "conversation_id": conv.id,
+                    "advocate_id": assignee,
+                    "by": supervisor.name,
+                    "alias": texter.alias,
+                },
+            )
+        ]
+        if DANGER & set(conv.labels):
+            alarm = await _alarm(tx, conv, "danger_held", conv.priority)
+            told.append(("alarm", {**alarm, "advocate_id": assignee}))
+    return told

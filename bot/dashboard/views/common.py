@@ -17,7 +17,7 @@ from bot.dashboard.security import USER, csrf_token, is_protected
 from bot.dashboard.views import alarms
 from bot.events import Event
 from bot.keys import EVENTS, SETTINGS, STORE
-from bot.store.base import Conflict, NotFound
+from bot.store.base import Conflict, NotFound, Tx
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BACK = web.RequestKey[str]("dashboard_back")
@@ -64,6 +64,25 @@ def wait_text(seconds: float) -> str:
 
 def epoch(value: datetime | None) -> int:
     return int(value.timestamp()) if value else 0
+
+
+def iso(value: datetime | None) -> str:
+    """For <time datetime>: the browser shows it in the advocate's own zone."""
+    return value.isoformat(timespec="seconds") if value else ""
+
+
+def clock(value: datetime | None) -> str:
+    """What a page shows before (or without) its script: the UTC time of day."""
+    return value.strftime("%H:%M UTC") if value else ""
+
+
+async def user_name(tx: Tx, user_id: int | None, missing: str = "") -> str:
+    if user_id is None:
+        return missing
+    try:
+        return (await tx.get_user(user_id)).name
+    except NotFound:
+        return missing
 
 
 def conversation_id(request: web.Request) -> int:

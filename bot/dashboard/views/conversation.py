@@ -20,23 +20,47 @@ from bot.dashboard.views.common import (
     conversation_id,
     done,
     form_field,
+    user_name,
     utcnow,
 )
-from bot.dashboard.wording import readable_answers
-from bot.keys import ENGINE, EVENTS, STORE
-from bot.store.base import ENDED_STATES, Conversation, NotFound, Tx, User
+from bot.dashboard.wording import basis_words, screening, signals_words
+from bot.keys import ENGINE, EVENTS, SETTINGS, STORE
+from bot.store.base import ENDED_STATES, Conversation, Note, NotFound, Tx, User
 from bot.triage import DANGER
 
 routes = web.RouteTableDef()
 MAX_NOTE = 4000
 CONVERSATION = "/dashboard/conversations/{cid}"
+HANDOFF = "Hand-off: "  # the note a transfer carries starts so
+HISTORY_SCAN = 2000  # recent conversations searched for a returning texter's earlier ones
+HISTORY_SHOWN = 10
 
 
 async def load_viewable(request: web.Request, tx: Tx, user: User) -> Conversation:
     conv = await tx.get_conversation(conversation_id(request))
-    if not access.may_view(user, conv):
+    if not await access.may_read(tx, user, conv):
         raise web.HTTPForbidden(text="that conversation is held by someone else")
     return conv
+
+
+def handoff_note(notes: list[Note], sender: int | None) -> str:
+    """The latest hand-off note the sender of a transfer wrote ("" when none)."""
+    for note in reversed(notes):
+        if note.user_id == sender and note.body.startswith(HANDOFF):
+            return note.body
+    return ""
+
+
+async def earlier_conversations(tx: Tx, conv: Conversation) -> list[dict[str, Any]]:
+    """The same texter's earlier conversations still kept (retention purges the rest),
+    newest first, with how many notes each has."""
+    # The store lists by state and holder, not by texter: filter the recent ones here.
+    mine = [
+        c
+        for c in await tx.list_conversations(limit=HISTORY_SCAN)
+        if c.texter_id == conv.texter_id and c.id != conv.id and c.state in ENDED_STATES
+    ]
+    return [{"conv": c, "notes": len(await tx.list_notes(c.id))} for c in mine[:HISTORY_SHOWN]]
 
 
 @cache
@@ -66,26 +90,19 @@ async def transcript_context(tx: Tx, conv: Conversation) -> dict[str, Any]:
     return {"messages": rows, "last_id": messages[-1].id if messages else 0}
 
 
-async def user_name(tx: Tx, user_id: int | None, missing: str = "") -> str:
-    if user_id is None:
-        return missing
-    try:
-        return (await tx.get_user(user_id)).name
-    except NotFound:
-        return missing
-
-
 @routes.get(CONVERSATION, name="conversation")
 @require_role(*ANY_STAFF)
 async def conversation_page(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
+    now, settings = utcnow(), request.app[SETTINGS]
     async with request.app[STORE].transaction() as tx:
         conv = await load_viewable(request, tx, user)
         texter = await tx.get_texter(conv.texter_id)
         transcript = await transcript_context(tx, conv)
+        stored_notes = await tx.list_notes(conv.id)
         notes = [
             {"note": note, "author": await user_name(tx, note.user_id, "former user")}
-            for note in await tx.list_notes(conv.id)
+            for note in stored_notes
         ]
         colleagues = [
             u
@@ -93,6 +110,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
             if u.active and u.id != user.id and u.role in ("advocate", "supervisor")
         ]
         holder = await user_name(tx, conv.advocate_id) or None
+        earlier = await earlier_conversations(tx, conv)
         await tx.audit(user.id, "view", conv.id, "", utcnow())
     context = await base_context(
         request,
@@ -108,8 +126,14 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         dispositions=queue.DISPOSITIONS,
         holds=access.holds(user, conv),
         offered=access.offered(user, conv),
+        handoff=handoff_note(stored_notes, conv.advocate_id) if conv.transfer_to else "",
         ended=conv.state in ENDED_STATES,
-        answers=readable_answers(conv.answers),
+        answers=screening(conv.answers),
+        signals=signals_words(conv.signals),
+        priority=queue.effective_priority(conv, now, settings),
+        basis=basis_words(queue.priority_basis(conv, now, settings)),
+        words=queue.telling_words([r["m"] for r in transcript["messages"]]),
+        earlier=earlier,
         training=queue.is_role_play(texter),
         **transcript,
     )
@@ -162,6 +186,7 @@ async def transfer(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     cid = conversation_id(request)
     target = await form_field(request, "to", 40)
+    note = await form_field(request, "note", MAX_NOTE - len(HANDOFF))
     store, events = request.app[STORE], request.app[EVENTS]
     if target == "queue":
         await queue.release(store, cid, user, utcnow(), events)
@@ -171,6 +196,10 @@ async def transfer(request: web.Request) -> web.StreamResponse:
         await queue.offer_transfer(store, cid, user, int(target), utcnow(), events)
     else:
         raise ValueError("to must be an advocate's id, 'queue' or a team")
+    if note:  # saved once the hand-off happened, so a refused one leaves no trace
+        async with store.transaction() as tx:
+            saved = await tx.add_note(cid, user.id, HANDOFF + note, utcnow())
+            await tx.audit(user.id, "note", cid, f"note {saved.id}", utcnow())
     return done(request, "/dashboard/queue")
 
 
@@ -203,6 +232,8 @@ async def decline(request: web.Request) -> web.StreamResponse:
 async def close(request: web.Request) -> web.StreamResponse:
     cid = conversation_id(request)
     disposition = await form_field(request, "disposition", 40)
+    if not disposition:
+        raise ValueError("Choose a disposition first.")
     await queue.close(
         request.app[STORE], cid, user_of(request), disposition, utcnow(), request.app[EVENTS]
     )

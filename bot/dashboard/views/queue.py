@@ -17,33 +17,60 @@ from bot.dashboard.views.common import (
     conversation_id,
     done,
     epoch,
+    user_name,
     utcnow,
     wait_text,
 )
-from bot.dashboard.wording import readable_answers
+from bot.dashboard.views.conversation import handoff_note
+from bot.dashboard.wording import basis_words, screening
 from bot.keys import EVENTS, SETTINGS, STORE
-from bot.store.base import Conflict, User
+from bot.store.base import Conflict, Conversation, Tx, User
 
 routes = web.RouteTableDef()
+AUDIT_SCAN = 500  # audit rows of one conversation searched for this user's last view
+
+
+async def unread(tx: Tx, conv: Conversation, user: User) -> int:
+    """The texter's messages since this user last had the conversation open."""
+    seen = next(
+        (
+            a.created_at
+            for a in await tx.list_audit(conversation_id=conv.id, limit=AUDIT_SCAN)
+            if a.user_id == user.id and a.action == "view" and a.created_at is not None
+        ),
+        None,
+    )
+    return sum(
+        1
+        for m in await tx.list_messages(conv.id)
+        if m.direction == "in" and (seen is None or (m.created_at and m.created_at > seen))
+    )
 
 
 async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
-    now = utcnow()
+    now, settings = utcnow(), request.app[SETTINGS]
     store = request.app[STORE]
-    entries = await queue.snapshot(store, now, request.app[SETTINGS])
+    entries = await queue.snapshot(store, now, settings)
     async with store.transaction() as tx:
         held = await tx.list_conversations(states=list(queue.HELD_STATES))
         mine: list[dict[str, Any]] = []
         offers: list[dict[str, Any]] = []
         for conv in held:
-            if conv.advocate_id == user.id or conv.transfer_to == user.id:
-                texter = await tx.get_texter(conv.texter_id)
-                row = {
-                    "conv": conv,
-                    "alias": texter.alias,
-                    "masked": vocabulary.mask_number(texter.phone),
-                }
-                (offers if conv.transfer_to == user.id else mine).append(row)
+            if conv.advocate_id != user.id and conv.transfer_to != user.id:
+                continue
+            texter = await tx.get_texter(conv.texter_id)
+            row: dict[str, Any] = {
+                "conv": conv,
+                "alias": texter.alias,
+                "masked": vocabulary.mask_number(texter.phone),
+            }
+            if conv.transfer_to == user.id:
+                row["sender"] = await user_name(tx, conv.advocate_id, "a colleague")
+                row["handoff"] = handoff_note(await tx.list_notes(conv.id), conv.advocate_id)
+                offers.append(row)
+            else:
+                row["unread"] = await unread(tx, conv, user)
+                mine.append(row)
         fresh = await tx.get_user(user.id)
     rows = [
         {
@@ -51,7 +78,8 @@ async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
             "conv": e.conversation,
             "since": epoch(e.conversation.queued_at),
             "wait": wait_text(e.waiting_s),
-            "answers": readable_answers(e.conversation.answers),
+            "basis": basis_words(queue.priority_basis(e.conversation, now, settings)),
+            "answers": screening(e.conversation.answers),
         }
         for e in entries
     ]
@@ -88,7 +116,8 @@ async def queue_fragment(request: web.Request) -> web.StreamResponse:
 @routes.get("/dashboard/queue.json")
 @require_role(*ANY_STAFF)
 async def queue_json(request: web.Request) -> web.StreamResponse:
-    entries = await queue.snapshot(request.app[STORE], utcnow(), request.app[SETTINGS])
+    now = utcnow()
+    entries = await queue.snapshot(request.app[STORE], now, request.app[SETTINGS])
     return web.json_response(
         [
             {
@@ -96,6 +125,7 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
                 "alias": e.texter_alias,
                 "masked": e.masked,
                 "priority": e.priority,
+                "basis": queue.priority_basis(e.conversation, now, request.app[SETTINGS]),
                 "waiting_s": e.waiting_s,
                 "labels": e.labels,
                 "language": e.conversation.language,

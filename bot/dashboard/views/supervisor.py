@@ -11,6 +11,7 @@ from aiohttp import web
 from bot import queue, reports
 from bot.dashboard import diagram
 from bot.dashboard.security import ANY_STAFF, SUPERVISORS, require_role, user_of
+from bot.dashboard.views import alarms
 from bot.dashboard.views.common import (
     back_to,
     base_context,
@@ -18,9 +19,11 @@ from bot.dashboard.views.common import (
     done,
     epoch,
     form_field,
+    publish,
     utcnow,
     wait_text,
 )
+from bot.dashboard.wording import basis_words
 from bot.keys import EVENTS, SETTINGS, STORE
 
 routes = web.RouteTableDef()
@@ -31,7 +34,12 @@ async def supervisor_context(request: web.Request) -> dict[str, Any]:
     shift = await reports.board(request.app[STORE], now, request.app[SETTINGS])
     return {
         "rows": [
-            {"r": r, "since": epoch(r.since), "wait": wait_text((now - r.since).total_seconds())}
+            {
+                "r": r,
+                "basis": basis_words(r.basis),
+                "since": epoch(r.since),
+                "wait": wait_text((now - r.since).total_seconds()),
+            }
             for r in shift.rows
         ],
         "staff": shift.staff,
@@ -75,9 +83,11 @@ async def reassign(request: web.Request) -> web.StreamResponse:
     target = await form_field(request, "to", 12)
     if not target.isdigit():
         raise ValueError("to must be an advocate's id")
-    await queue.reassign(
-        request.app[STORE], cid, user_of(request), int(target), utcnow(), request.app[EVENTS]
-    )
+    supervisor = user_of(request)
+    store = request.app[STORE]
+    await queue.reassign(store, cid, supervisor, int(target), utcnow(), request.app[EVENTS])
+    for kind, data in await alarms.after_reassign(store, cid, supervisor, int(target)):
+        publish(request, kind, **data)
     return done(request, "/dashboard/supervisor")
 
 
