@@ -18,7 +18,7 @@ from bot.settings import Settings
 from bot.store.base import Conversation, Message, Store, Texter, Tx, User
 from bot.triage import DANGER
 from bot.vocabulary import mask_number
-from flows import states
+from flows import keywords, states
 
 # Minutes an advocate spends on one texter, for the wait estimate until enough closed
 # conversations (MIN_SAMPLE of the latest HANDLING_SAMPLE) measure it.
@@ -71,13 +71,24 @@ class QueueEntry:
 
 def telling_words(messages: list[Message]) -> str:
     """The texter's words that say most about why they wait: the latest that showed danger,
-    else the latest with any label, else the longest (not "hi", "yes" or "skip")."""
+    else the latest with any label, else the longest in their own words (never a bare
+    "yes", "skip", a menu number or a keyword)."""
     said = [m for m in messages if m.direction == "in" and m.body.strip()]
     for wanted in (lambda m: bool(DANGER & set(m.labels)), lambda m: bool(m.labels)):
         found = [m for m in said if wanted(m)]
         if found:
             return found[-1].body
-    return max((m.body for m in said), key=len, default="")
+    own = [m.body for m in said if not _just_an_answer(m.body)]
+    return max(own, key=len, default="")
+
+
+def _just_an_answer(body: str) -> bool:
+    return (
+        len(body.strip()) <= 3  # "hi", "ok", "?"
+        or keywords.answer(body) is not None
+        or keywords.choice(body) is not None
+        or keywords.keyword(body) is not None
+    )
 
 
 def effective_priority(conv: Conversation, now: datetime, settings: Settings) -> int:

@@ -18,6 +18,7 @@ def setup_dashboard(app: web.Application) -> None:
     """Add the dashboard to an app that already holds SETTINGS, CRYPTO, STORE, EVENTS and
     ENGINE. Installs the session and CSRF middlewares, so call it before the app starts."""
     security.setup_security(app)
+    app.middlewares.append(views.refusals)  # after the session's: a refusal flashes
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("bot.dashboard", "templates"),
@@ -25,8 +26,10 @@ def setup_dashboard(app: web.Application) -> None:
     )
     env.globals["wait_text"] = views.wait_text
     env.globals["epoch"] = views.epoch
+    env.globals["iso"] = views.iso
+    env.globals["clock"] = views.clock
     app[views.THROTTLE] = accounts.LoginThrottle()
-    app.router.add_routes(views.routes)
+    views.add_routes(app)
     app.router.add_get("/ws", ws.websocket, name="ws")
     app.router.add_static("/static/", STATIC, name="static", append_version=True)
 

@@ -1,6 +1,6 @@
-"""The dashboard's WebSocket: forwards events (ids only, never text) to each screen that may
-see them. Pages then fetch what they need over authenticated HTTP, so one access rule (the
-views') decides what anyone reads."""
+"""The dashboard's WebSocket: forwards events to each screen that may see them, by the same
+policy as the pages (bot.dashboard.access). Pages then fetch what they need over
+authenticated HTTP."""
 
 from __future__ import annotations
 
@@ -11,44 +11,12 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from bot import alarms
+from bot.dashboard.access import may_see
 from bot.dashboard.security import ANY_STAFF, current_user, require_role, user_of
-from bot.events import Event
 from bot.keys import EVENTS, STORE
-from bot.store.base import NotFound, Store, User
 
 HEARTBEAT = 25.0
 RECHECK_EVERY = 60.0  # seconds between re-reads of the account (deactivation ends the socket)
-# Kinds every signed-in screen receives: they carry no conversation the advocate may not see.
-PUBLIC_KINDS = frozenset({"queue", "presence"})
-CONVERSATION_KINDS = frozenset({"message", "status", "conversation"})
-
-
-async def may_see(store: Store, user: User, event: Event) -> bool:
-    """Advocates see the queue, alarms for unclaimed texters, and what happens in
-    conversations they hold or are offered; supervisors and admins see everything."""
-    if user.role in ("supervisor", "admin"):
-        return True
-    if event.kind in PUBLIC_KINDS:
-        return True
-    if event.kind == "alarm":
-        if event.data.get("reason") == "p1_unclaimed":
-            return True
-        return event.data.get("advocate_id") == user.id
-    if event.kind == "transfer":
-        return event.data.get("advocate_id") == user.id
-    if event.kind in CONVERSATION_KINDS:
-        if event.data.get("advocate_id") == user.id:
-            return True  # e.g. the texter deleted it: the row is gone, the holder is told
-        cid = event.data.get("conversation_id")
-        if not isinstance(cid, int):
-            return False
-        try:
-            async with store.transaction() as tx:
-                conv = await tx.get_conversation(cid)
-        except NotFound:
-            return False
-        return user.id in (conv.advocate_id, conv.transfer_to)
-    return False
 
 
 def same_origin(request: web.Request) -> bool:

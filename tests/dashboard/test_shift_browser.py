@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from bot.app import create_app
 from bot.dashboard.accounts import add_user_cli
 from bot.engine import utcnow
-from bot.keys import ENGINE, STORE
+from bot.keys import ENGINE, SETTINGS, STORE
 from bot.settings import Settings
 
 from ..conftest import AUTH_TOKEN
@@ -40,6 +41,10 @@ ARGS = [
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 TEXTER = "+15551230042"
 TEXTER_IN_DANGER = "+15551230077"
+AGING_EVERY = 2  # seconds: a P3 who waits reaches the P2 ceiling within one step
+LAPTOP = {"width": 1366, "height": 768}
+OLD_VIEW = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 def free_port() -> int:
@@ -48,17 +53,52 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def live(settings: Settings) -> AsyncIterator[tuple[TestClient, Settings]]:
+async def serve(settings: Settings) -> TestClient:
     """The real app served on a real port; public_url is that address, so webhook
     signatures are computed exactly as Twilio would for it."""
     port = free_port()
     settings = settings.with_(public_url=f"http://127.0.0.1:{port}", port=port)
-    server = TestServer(create_app(settings), host="127.0.0.1", port=port)
-    client = TestClient(server)
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1", port=port))
     await client.start_server()
-    yield client, settings
+    return client
+
+
+@pytest.fixture
+async def live(settings: Settings) -> AsyncIterator[tuple[TestClient, Settings]]:
+    client = await serve(settings)
+    yield client, client.server.app[SETTINGS]
     await client.close()
+
+
+@pytest.fixture
+async def aging_live(settings: Settings) -> AsyncIterator[tuple[TestClient, Settings]]:
+    """The same, with waiting texters aging one level every AGING_EVERY seconds."""
+    client = await serve(settings.with_(aging_every=AGING_EVERY))
+    yield client, client.server.app[SETTINGS]
+    await client.close()
+
+
+async def open_signed_in(  # type: ignore[no-untyped-def]
+    browser, base: str, name: str, viewport: dict[str, int], problems: list[str]
+):
+    """A new browser window signed in as `name`, its script errors collected in
+    `problems`, with the live indicator on."""
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport=viewport)
+    page = await context.new_page()
+    page.on(
+        "console",
+        lambda m: problems.append(f"{name}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"{name}: {e}"))
+    await page.goto(base + "/login")
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(base + "/dashboard/queue")
+    await expect(page.locator("#live")).to_have_text("live")
+    return page
 
 
 async def texter_says(
@@ -103,20 +143,7 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
         try:
 
             async def signed_in(name: str):  # type: ignore[no-untyped-def]
-                context = await browser.new_context(viewport={"width": 1280, "height": 900})
-                page = await context.new_page()
-                page.on(
-                    "console",
-                    lambda m: problems.append(f"{name}: {m.text}") if m.type == "error" else None,
-                )
-                page.on("pageerror", lambda e: problems.append(f"{name}: {e}"))
-                await page.goto(base + "/login")
-                await page.get_by_label("Name").fill(name)
-                await page.get_by_label("Password").fill(PASSWORD)
-                await page.get_by_role("button", name="Sign in").click()
-                await page.wait_for_url(base + "/dashboard/queue")
-                await expect(page.locator("#live")).to_have_text("live")
-                return page
+                return await open_signed_in(browser, base, name, OLD_VIEW, problems)
 
             ana = await signed_in("ana")
             ben = await signed_in("ben")
@@ -209,3 +236,136 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
     for name in ("queue", "conversation", "supervisor", "queue-alarm"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000
     await asyncio.sleep(0)
+
+
+def chromium_or_skip() -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (CI must install it: see .ci/run)")
+        pytest.skip("chromium is not installed")
+    return CHROMIUM
+
+
+# The newest message is wholly inside the transcript's visible area.
+LAST_SHOWN = """() => {
+  const t = document.getElementById("transcript");
+  const items = t.querySelectorAll("li.msg");
+  const box = t.getBoundingClientRect();
+  const r = items[items.length - 1].getBoundingClientRect();
+  return r.bottom <= box.bottom + 1 && r.top >= box.top - 1;
+}"""
+
+
+async def test_risk_order_live_transcript_alarms_and_small_screens(
+    aging_live: tuple[TestClient, Settings],
+) -> None:
+    """Three texters (P1 danger words; P2 trafficking words; P3 custody worry that ages to
+    P2): "Take next" gives P1, then the trafficking texter, then the aged one; the unclaimed
+    alarm shows on two screens and leaves the other when one takes the texter; a new danger
+    message scrolls into view, and scrolled up a marker appears instead; the queue and
+    supervisor views fit a phone and the reply box stays on a laptop screen."""
+    chromium = chromium_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    client, settings = aging_live
+    store = client.server.app[STORE]
+    for name, role in (("ana", "advocate"), ("ben", "advocate"), ("sue", "supervisor")):
+        await add_user_cli(store, name, role, PASSWORD)
+    base = settings.public_url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    sent = iter(range(100, 1000))
+
+    async def says(number: str, *bodies: str) -> None:
+        for body in bodies:
+            await texter_says(client, settings, body, next(sent), number)
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=ARGS)
+        try:
+
+            async def signed_in(name: str, viewport: dict[str, int]):  # type: ignore[no-untyped-def]
+                return await open_signed_in(browser, base, name, viewport, problems)
+
+            ana = await signed_in("ana", LAPTOP)
+            ben = await signed_in("ben", LAPTOP)
+            # A trafficking screen-in: menu item 2, not under 18, not free to leave.
+            await says("+15551230051", "hi", "yes", "2", "no", "no", "skip", "skip", "skip")
+            await says(
+                "+15551230052",
+                "my ex says he will take the kids if i leave, how does custody work",
+                "AGENT",
+            )
+            await says("+15551230053", "hi", "he has a gun and says he will kill me tonight")
+            await asyncio.sleep(AGING_EVERY * 3)  # aging has run several steps
+            await ana.reload()
+            rows = ana.locator("table.queue tbody tr")
+            await expect(rows).to_have_count(3)
+            await expect(rows.nth(0)).to_contain_text("P1")
+            await expect(rows.nth(1)).to_contain_text("P2 · screening answer")
+            await expect(rows.nth(1)).to_contain_text("trafficking")
+            await expect(rows.nth(2)).to_contain_text("take the kids")
+            await expect(rows.nth(2)).to_contain_text("P2 · waited (aging)")
+            await expect(rows.nth(0).get_by_role("button", name="Take ")).to_be_visible()
+
+            # Phone: the queue and the supervisor's list fit 390 px, "Take" in reach.
+            sue = await signed_in("sue", PHONE)
+            await expect(sue.locator("table.queue tbody tr")).to_have_count(3)
+            await expect(sue.locator("table.queue .take").first).to_be_in_viewport()
+            await sue.screenshot(path=str(SHOTS / "queue-390.png"), full_page=True)
+            assert await sue.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            await sue.goto(base + "/dashboard/supervisor")
+            await expect(sue.locator("table.all tbody tr").first).to_contain_text("P1")
+            await sue.screenshot(path=str(SHOTS / "supervisor-390.png"), full_page=True)
+            assert await sue.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+            # The P1 texter waits unclaimed past a minute: both advocates see the alarm.
+            engine = client.server.app[ENGINE]
+            assert await engine.check_alarms(utcnow() + timedelta(seconds=61))
+            for page in (ana, ben):
+                await expect(page.locator("#alarms .alarm.p1_unclaimed")).to_have_count(1)
+            await expect(ben).to_have_title(re.compile(r"^\(\d\) "))
+            await ana.screenshot(path=str(SHOTS / "queue-1366.png"))
+
+            # Ana takes next: the P1 texter; the alarm leaves Ben's screen too.
+            await ana.get_by_role("button", name="Take next").click()
+            await ana.wait_for_url(base + "/dashboard/conversations/*")
+            transcript = ana.locator("#transcript")
+            await expect(transcript).to_contain_text("gun")
+            await expect(ben.locator("#alarms .alarm.p1_unclaimed")).to_have_count(0, timeout=5000)
+            await expect(ana.locator("#reply-form")).to_be_in_viewport()
+
+            # A long conversation: new messages scroll into view while Ana is at the bottom.
+            for i in range(12):
+                await says("+15551230053", f"message {i} about what happened")
+            last = transcript.locator("li.msg").last
+            await expect(last).to_contain_text("message 11")
+            await ana.wait_for_function(LAST_SHOWN, timeout=5000)
+            await says("+15551230053", "he is at the door with the gun")
+            await expect(transcript.locator("li.msg").last).to_contain_text("at the door")
+            await ana.wait_for_function(LAST_SHOWN, timeout=5000)
+            # Reading back up: a new message does not move the view; a marker offers it.
+            await transcript.evaluate("el => { el.scrollTop = 0; }")
+            marker = ana.get_by_role("button", name="New message ↓")
+            await expect(marker).to_be_hidden()
+            await says("+15551230053", "he is breaking the door")
+            await expect(transcript.locator("li.msg").last).to_contain_text("breaking")
+            await expect(marker).to_be_visible()
+            assert not await ana.evaluate(LAST_SHOWN)
+            await marker.click()
+            await ana.wait_for_function(LAST_SHOWN, timeout=5000)
+            await expect(marker).to_be_hidden()
+            await ana.screenshot(path=str(SHOTS / "conversation-1366.png"))
+
+            # Then the trafficking texter, then the one who aged.
+            for expected in ("Are you free to leave", "custody"):
+                await ana.goto(base + "/dashboard/queue")
+                await ana.get_by_role("button", name="Take next").click()
+                await ana.wait_for_url(base + "/dashboard/conversations/*")
+                await expect(ana.locator("#transcript")).to_contain_text(expected)
+        finally:
+            await browser.close()
+
+    assert not problems, problems
+    for name in ("queue-390", "supervisor-390", "queue-1366", "conversation-1366"):
+        assert (SHOTS / f"{name}.png").stat().st_size > 5_000

@@ -12,8 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.dashboard import diagram
-from bot.dashboard.views import canned, shift_series
+from bot.dashboard.views.conversation import canned
 from bot.keys import ENGINE, STORE
+from bot.reports import shift_series
 from bot.store.base import Conversation
 
 from .conftest import MakeUser, sign_in
@@ -485,7 +486,7 @@ async def test_alarms_still_show_after_a_reload_and_to_late_sign_ins(
     once someone takes the texter it is gone."""
     from unittest.mock import patch
 
-    from bot.dashboard import views
+    from bot.dashboard.views import common as views
 
     await make_user("ana")
     await make_user("ben")
@@ -574,7 +575,7 @@ async def test_queue_row_says_why_they_wait_and_whether_it_is_safe_to_text(
 
 def test_screening_answers_read_as_plain_words_in_the_flow_order() -> None:
     """Answer keys become phrases an advocate reads at a glance, in the order asked."""
-    from bot.dashboard.views import readable_answers
+    from bot.dashboard.wording import readable_answers
 
     assert readable_answers({"minor_sex": "no", "weapon": "yes", "choked": "skip"}) == [
         ("weapon used or threatened", "yes"),
@@ -638,7 +639,7 @@ async def test_take_next_never_hands_out_a_role_play_before_a_texter(
     assert await engine.check_alarms(utcnow() + timedelta(seconds=61)) == []
     from unittest.mock import patch
 
-    from bot.dashboard import views
+    from bot.dashboard.views import common as views
 
     with patch.object(views, "utcnow", return_value=utcnow() + timedelta(seconds=61)):
         assert "p1_unclaimed" not in await (await client.get("/dashboard/queue")).text()
