@@ -49,10 +49,15 @@ def load_texts(paths: Iterable[Path]) -> list[str]:
 
 
 def load_triage(attempts: int = 5, wait_s: float = 2.0) -> Callable[[str], object]:
-    """bot.triage.triage, retrying a few times: the module may be mid-rewrite on disk."""
+    """bot.triage.triage with its lexicon and model loaded (not its patterns compiled), as
+    importing the single-file module once did, so the first pass times what it always has:
+    a cold typo-repair cache and lazily compiled patterns. Retried a few times: the module
+    may be mid-rewrite on disk."""
     for attempt in range(attempts):
         try:
             module = importlib.import_module("bot.triage")
+            for load in ("get_lexicon", "get_model"):  # absent before the package split
+                getattr(module, load, lambda: None)()
             fn: Callable[[str], object] = module.triage
             return fn
         except Exception:

@@ -51,10 +51,10 @@ def cmd_serve(settings: Settings) -> int:
         database="sqlite" if settings.sqlite_path else "postgresql",
         twilio=settings.twilio_enabled,
     )
-    from bot.triage import LEXICON
+    from bot.triage import warm
 
-    # Patterns compile lazily; compile them all before the first texter, not during.
-    LEXICON.warm()
+    # Lexicon, model and patterns load lazily; load them all before the first texter.
+    warm()
     web.run_app(
         create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
     )
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "serve"
     if command == "triage":  # no settings, no database: pure text in, JSON out
-        from bot.triage_cli import run
+        from bot.triage.cli import run
 
         return run(["--eval", args.eval] if args.eval else [], sys.stdin, sys.stdout)
     if command == "flow-diagram":

@@ -1,1 +1,2 @@
-"""Triage lexicons: data files read by bot.triage (a package so they install with it)."""
+"""Triage lexicons: data files read by bot.triage.lexicon and bot.triage.model (a package
+so they install with it)."""

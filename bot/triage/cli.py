@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bot.triage import LABELS, LANGUAGES, LEXICON, Triage, triage
+from bot.triage.pipeline import triage, warm
+from bot.triage.verdict import LABELS, Triage
+from bot.vocabulary import LANGUAGES
 
 
 class ExamplesError(ValueError):
@@ -95,8 +97,8 @@ def _example(line: str, where: str) -> Example:
 
 def evaluate(examples: Sequence[Example]) -> Report:
     """Triage each example (language detected, as in production) and score it. The time
-    is per message as `serve` sees it: patterns compiled first, as serve does at start."""
-    LEXICON.warm()
+    is per message as `serve` sees it: everything loaded and compiled first, as serve does."""
+    warm()
     report = Report(count=len(examples))
     for example in examples:
         start = time.perf_counter()
@@ -168,7 +170,7 @@ def run(argv: list[str], stdin: TextIO, stdout: TextIO) -> int:
     return 0
 
 
-def main() -> int:  # pragma: no cover - thin wrapper for `python -m bot.triage_cli`
+def main() -> int:  # pragma: no cover - thin wrapper for `python -m bot.triage.cli`
     return run(sys.argv[1:], sys.stdin, sys.stdout)
 
 

@@ -1,4 +1,4 @@
-"""`python -m bot triage` (DESIGN.md section 9) through bot.triage_cli.run, with real
+"""`python -m bot triage` (DESIGN.md section 9) through bot.triage.cli.run, with real
 stdin/stdout text streams."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.triage_cli import run
+from bot.triage.cli import run
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "triage" / "examples.jsonl"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "triage" / "examples.jsonl"
 
 
 def _run(argv: list[str], stdin: str = "") -> tuple[int, str]:
@@ -91,13 +91,13 @@ def test_bad_arguments_exit_nonzero() -> None:
 
 
 def test_module_entry_point_runs() -> None:
-    """`python -m bot.triage_cli` works as a real process over pipes."""
+    """`python -m bot.triage.cli` works as a real process over pipes."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.triage_cli"],
+        [sys.executable, "-m", "bot.triage.cli"],
         input="kms\n",
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         check=True,
     )
     assert json.loads(proc.stdout)["labels"] == ["suicide"]

@@ -1,15 +1,14 @@
-"""A learned second opinion for triage: one logistic regression per label over word and
-character n-grams, trained on our labelled examples.
+"""The learned second opinion: one logistic regression per label over word and letter
+n-grams, read in plain Python from a weights file (bot/lexicon/model.json.gz).
 
 The rules in bot/lexicon read negation, tense and idioms; they miss phrasings nobody wrote a
 pattern for ("exhausted of life tbh"). This model has seen two thousand labelled texts and
-generalises across spelling and wording, but reads no grammar. So triage() lets it add a
-label the rules missed, never remove one, and never where the rules saw that label negated,
-in the past, hypothetical, or (for danger) inside an idiom.
+generalises across spelling and wording, but reads no grammar, so bot.triage.pipeline lets
+it add a label the rules missed, never remove one (see there for its vetoes).
 
-Inference is plain Python over a weights file (bot/lexicon/model.json.gz): a dictionary
-look-up per n-gram, well under a millisecond. Training needs scikit-learn, a development
-tool only: `pip install scikit-learn && python -m bot.triage_model train`.
+Inference is a dictionary look-up per n-gram, well under a millisecond; the weights load on
+first use (`get_model()`). This module knows nothing of the rules, so training
+(tools/train_triage.py, a development tool outside the shipped package) can use it freely.
 """
 
 from __future__ import annotations
@@ -17,19 +16,19 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-LABELS = ("emergency", "suicide", "trafficking", "abuse")
-MODEL_PATH = Path(__file__).with_name("lexicon") / "model.json.gz"
+from bot.triage.verdict import LABELS
+
+MODEL_PATH = Path(__file__).parent.parent / "lexicon" / "model.json.gz"
 # Per label, chosen by 5-fold cross-validation on our examples and one blind set: where a
 # higher bar kept recall it was taken (fewer false alarms), else recall won.
 THRESHOLDS = (0.6, 0.5, 0.5, 0.6)
-C = 30.0  # weak regularisation, solved to convergence: fits our examples, generalised best
 CHAR_SIZES = (3, 4, 5)
 
 
@@ -103,68 +102,8 @@ def load_model(path: Path = MODEL_PATH) -> Model:
     return Model(bias, weights, thresholds)
 
 
-# --- training (development only) -------------------------------------------------------------
-
-
-def example_features(text: str) -> dict[str, float]:
-    from bot.triage import feature_input  # the very same inputs triage() gives the model
-
-    return features(*feature_input(text))
-
-
-def fit(examples: Iterable[dict[str, Any]], c: float = C) -> Model:
-    """One balanced logistic regression per label (scikit-learn, imported only here)."""
-    from sklearn.feature_extraction import DictVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    rows = list(examples)
-    vectorizer = DictVectorizer()
-    matrix = vectorizer.fit_transform([example_features(r["text"]) for r in rows])
-    names = vectorizer.get_feature_names_out()
-    coefs, bias = [], []
-    for label in LABELS:
-        target = [label in r["labels"] for r in rows]
-        # A tight tolerance: lbfgs's default stops early and leaves examples unfitted.
-        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=20000, tol=1e-8)
-        clf.fit(matrix, target)
-        coefs.append(clf.coef_[0])
-        bias.append(float(clf.intercept_[0]))
-    weights = {
-        str(name): tuple(float(col[i]) for col in coefs)
-        for i, name in enumerate(names)
-        if any(abs(col[i]) >= 1e-4 for col in coefs)
-    }
-    return Model(tuple(bias), weights)
-
-
-def training_examples(repo: Path) -> list[dict[str, Any]]:
-    """Our examples plus the shared ones (../shared beside the repository), as JSON rows."""
-    paths = [repo / "tests" / "triage_examples.jsonl"]
-    shared = repo.parent / "shared" / "triage" / "examples.jsonl"
-    if shared.is_file():
-        paths.append(shared)
-    rows = []
-    for path in paths:
-        rows += [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    return rows
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args != ["train"]:
-        print("usage: python -m bot.triage_model train", file=sys.stderr)
-        return 2
-    repo = Path(__file__).resolve().parent.parent
-    rows = training_examples(repo)
-    # Features come from bot.triage, which loads the current model on import: train from a
-    # clean slate so an old or broken file cannot stand in the way (git keeps the old one).
-    MODEL_PATH.unlink(missing_ok=True)
-    model = fit(rows)
-    with gzip.open(MODEL_PATH, "wt", encoding="utf-8", compresslevel=9) as handle:
-        json.dump(model.to_json(), handle, separators=(",", ":"))
-    print(f"trained on {len(rows)} examples, {len(model.weights)} features -> {MODEL_PATH}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+@cache
+def get_model() -> Model | None:
+    """The model triage consults, loaded from MODEL_PATH on first use; None only when no
+    weights file exists yet (before the first training)."""
+    return load_model() if MODEL_PATH.exists() else None

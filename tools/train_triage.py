@@ -1,0 +1,93 @@
+"""Retrain triage's learned second opinion (bot/lexicon/model.json.gz) from our labelled
+examples: `pip install -e '.[train]' && python -m tools.train_triage`.
+
+One balanced logistic regression per label over the very features triage() gives the model
+(bot.triage.feature_input, then bot.triage.model.features). Training reads
+tests/triage_examples.jsonl and, when the repository sits beside ../shared, the shared
+examples too; never tests/triage_held_out.jsonl, which guards generalisation.
+scikit-learn is imported only here: a development tool, never needed at run time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.triage.model import MODEL_PATH, Model, features
+from bot.triage.pipeline import feature_input
+from bot.triage.verdict import LABELS
+
+C = 30.0  # weak regularisation, solved to convergence: fits our examples, generalised best
+REPO = Path(__file__).resolve().parent.parent
+
+
+def example_features(text: str) -> dict[str, float]:
+    return features(*feature_input(text))  # the very same inputs triage() gives the model
+
+
+def fit(examples: Iterable[dict[str, Any]], c: float = C) -> Model:
+    """One balanced logistic regression per label (scikit-learn, imported only here)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    rows = list(examples)
+    vectorizer = DictVectorizer()
+    matrix = vectorizer.fit_transform([example_features(r["text"]) for r in rows])
+    names = vectorizer.get_feature_names_out()
+    coefs, bias = [], []
+    for label in LABELS:
+        target = [label in r["labels"] for r in rows]
+        # A tight tolerance: lbfgs's default stops early and leaves examples unfitted.
+        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=20000, tol=1e-8)
+        clf.fit(matrix, target)
+        coefs.append(clf.coef_[0])
+        bias.append(float(clf.intercept_[0]))
+    weights = {
+        str(name): tuple(float(col[i]) for col in coefs)
+        for i, name in enumerate(names)
+        if any(abs(col[i]) >= 1e-4 for col in coefs)
+    }
+    return Model(tuple(bias), weights)
+
+
+def training_examples(repo: Path = REPO) -> list[dict[str, Any]]:
+    """Our examples plus the shared ones (../shared beside the repository), as JSON rows."""
+    paths = [repo / "tests" / "triage_examples.jsonl"]
+    shared = repo.parent / "shared" / "triage" / "examples.jsonl"
+    if shared.is_file():
+        paths.append(shared)
+    rows = []
+    for path in paths:
+        rows += [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return rows
+
+
+def save(model: Model, path: Path = MODEL_PATH) -> None:
+    """Write the weights beside the old file, then swap: a failed write keeps the old one."""
+    partial = path.with_name(path.name + ".partial")
+    with gzip.open(partial, "wt", encoding="utf-8", compresslevel=9) as handle:
+        json.dump(model.to_json(), handle, separators=(",", ":"))
+    os.replace(partial, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args not in ([], ["train"]):  # "train" as the old `python -m bot.triage_model train`
+        print("usage: python -m tools.train_triage", file=sys.stderr)
+        return 2
+    rows = training_examples()
+    # Features never consult the current model (it loads lazily, and only triage() asks),
+    # so an old or broken weights file cannot stand in the way of training a new one.
+    model = fit(rows)
+    save(model)
+    print(f"trained on {len(rows)} examples, {len(model.weights)} features -> {MODEL_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
