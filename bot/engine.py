@@ -32,7 +32,7 @@ from bot.store.base import (
 )
 from bot.triage import Triage, triage
 from flows import copy
-from flows.intake import INTAKE, FlowError
+from flows.intake import INTAKE
 from flows.model import FlowConversation, Say, Turn
 from flows.states import (
     AFTER_HOURS,
@@ -44,6 +44,7 @@ from flows.states import (
     QUEUED,
     TIMED_STATES,
 )
+from flows.table import FlowError
 
 log = get_logger("haven.engine")
 

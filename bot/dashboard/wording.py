@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flows.intake import RISK_ANSWER
+from flows.screening import RISK_ANSWER
 
 # Screening answers as an advocate reads them, in the order the flow asks.
 QUESTION_NAMES = {
