@@ -7,10 +7,9 @@ import pytest
 from bot.crypto import Crypto
 from bot.store import NotFound, Store
 from bot.store.base import ResourceSite
-from bot.store.sql import load_migrations
 
 from .conftest import Backend
-from .test_contract import NOW, at, seed
+from .test_contract import NOW, at, seed, seeded_through
 
 
 def site(
@@ -120,19 +119,7 @@ async def test_migrate_brings_a_database_at_0004_up_to_resources(
 ) -> None:
     """A database migrated through 0004, with a conversation, gets 0005 and can then hold
     a directory and a referral on that conversation."""
-    module = "bot.store.sqlite" if backend.name == "sqlite" else "bot.store.postgres"
-    dialect = "sqlite" if backend.name == "sqlite" else "postgres"
-    monkeypatch.setattr(f"{module}.load_migrations", lambda _: load_migrations(dialect)[:4])
-    old = backend.make()
-    await old.open()
-    try:
-        assert await old.migrate() == [1, 2, 3, 4]
-        _, c = await seed(old, crypto)
-    finally:
-        await old.close()
-    monkeypatch.undo()
-    new = backend.make()
-    await new.open()
+    new, c = await seeded_through(backend, crypto, monkeypatch, 4)
     try:
         assert 5 in await new.migrate()
         async with new.transaction() as tx:
