@@ -36,6 +36,11 @@ def _places() -> dict[str, Place]:
     return places
 
 
+def warm() -> None:
+    """Load the ZIP table now (about 3 s, blocking): call at start-up, not mid-webhook."""
+    _places()
+
+
 def zip_in(text: str) -> str | None:
     """The first five-digit ZIP in `text` ("60601", "60601-1234", "Chicago 60601")."""
     m = _ZIP.search(text or "")
