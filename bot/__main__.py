@@ -1,5 +1,5 @@
 """python -m bot <command>: serve (default), migrate, chat, triage, users, purge, stats,
-flow-diagram."""
+flow-diagram, resources."""
 
 from __future__ import annotations
 
@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("purge", help="apply retention now")
     sub.add_parser("stats", help="counts for operators, as JSON")
     sub.add_parser("flow-diagram", help="the intake flow as mermaid text")
+    from bot.resources.cli import add_parser as add_resources_parser
+
+    add_resources_parser(sub)
     return parser
 
 
@@ -185,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_purge(settings))
         if command == "stats":
             return asyncio.run(cmd_stats(settings))
+        if command == "resources":
+            from bot.resources.cli import run as run_resources
+
+            return asyncio.run(run_resources(args, settings, opened_store, sys.stdout))
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

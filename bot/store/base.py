@@ -138,6 +138,37 @@ class Alarm:
     cleared_at: datetime | None = None  # None while it is active
 
 
+@dataclass
+class ResourceSite:
+    """One service at one place in the local resource directory (Open Referral HSDS,
+    flattened by bot.resources.hsds). Public directory data: stored in the clear."""
+
+    id: str  # the HSDS service_at_location id
+    service_id: str
+    name: str
+    organization: str = ""
+    phone: str = ""
+    address: str = ""
+    postal_code: str = ""
+    latitude: float | None = None  # None: not placed, never found by distance
+    longitude: float | None = None
+    needs: list[str] = field(default_factory=list)  # bot.resources.needs.NEEDS words
+    timezone: str = "UTC"  # IANA zone for schedule times given without an offset
+    schedule: str = "[]"  # opening rules as JSON (bot.resources.schedule)
+
+
+@dataclass
+class Referral:
+    """A directory entry an advocate (or Haven, user_id None) gave on a conversation."""
+
+    id: int
+    conversation_id: int
+    service_id: str
+    name: str  # the service's name when it was given (a re-import may drop the service)
+    user_id: int | None
+    created_at: datetime
+
+
 class NotFound(LookupError):
     """The record asked for does not exist."""
 
@@ -343,6 +374,38 @@ class Tx(abc.ABC):
         """Active alarms (or, with active=False, every recorded one), oldest raised first.
         A conversation's alarms go when it is deleted or purged (quick exit)."""
 
+    # -- resource directory and referrals (bot/store/tx/resources.py) ---------------------
+    @abc.abstractmethod
+    async def replace_resources(self, sites: Sequence[ResourceSite], now: datetime) -> int:
+        """Replace the whole directory with `sites` (inside this one transaction, so a
+        reader sees the old directory or the new, never a mix); return how many."""
+
+    @abc.abstractmethod
+    async def resource_sites_in_box(
+        self,
+        south: float,
+        north: float,
+        west: float,
+        east: float,
+        need: str | None = None,
+    ) -> list[ResourceSite]:
+        """Placed sites inside a latitude/longitude box (bounds inclusive), optionally only
+        those tagged with `need`; in id order. Distance is the caller's business."""
+
+    @abc.abstractmethod
+    async def count_resource_sites(self) -> int: ...
+
+    @abc.abstractmethod
+    async def record_referral(
+        self, conversation_id: int, service_id: str, user_id: int | None, now: datetime
+    ) -> Referral:
+        """Record that this directory service was given on this conversation. Raises
+        NotFound for an unknown conversation or a service not in the directory."""
+
+    @abc.abstractmethod
+    async def list_referrals(self, conversation_id: int) -> list[Referral]:
+        """Oldest first. They go with the conversation (deleted, purged or retired)."""
+
     # -- operations ----------------------------------------------------------------------
     @abc.abstractmethod
     async def purge_before(self, cutoff: datetime) -> int:
@@ -353,7 +416,7 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def stats(self) -> dict[str, int]:
         """Counts only: messages_in, messages_out, texters, conversations, queued,
-        with_advocate, users."""
+        with_advocate, users, referrals."""
 
 
 class Store(abc.ABC):

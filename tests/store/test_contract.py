@@ -926,7 +926,8 @@ async def test_purge_before_applies_retention(store: Store, crypto: Crypto) -> N
 
 
 async def test_stats_counts(store: Store, crypto: Crypto) -> None:
-    """stats() counts messages each way, texters, conversations, queued, held and users."""
+    """stats() counts messages each way, texters, conversations, queued, held, users and
+    referrals."""
     await fill(store, crypto)
     _, queued = await seed(store, crypto, "+15552223333")
     await queue(store, queued.id)
@@ -940,6 +941,7 @@ async def test_stats_counts(store: Store, crypto: Crypto) -> None:
             "queued": 1,
             "with_advocate": 1,
             "users": 1,
+            "referrals": 0,
         }
 
 
@@ -1081,27 +1083,40 @@ async def test_alarms_go_with_their_conversation(store: Store, crypto: Crypto) -
         assert len(await tx.list_alarms(active=False)) == 2
 
 
-async def test_migrate_brings_a_database_at_0003_up_to_alarms(
-    backend: Backend, crypto: Crypto, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A database migrated before alarms existed (through 0003, with a conversation in it)
-    gets 0004 from migrate(), and its existing conversation can then raise an alarm."""
+async def seeded_through(
+    backend: Backend, crypto: Crypto, monkeypatch: pytest.MonkeyPatch, last: int
+) -> tuple[Store, Conversation]:
+    """A database migrated only through migration `last`, with a conversation in it, then
+    reopened (not yet migrated further) with every migration known again."""
     module = "bot.store.sqlite" if backend.name == "sqlite" else "bot.store.postgres"
     dialect = "sqlite" if backend.name == "sqlite" else "postgres"
-    monkeypatch.setattr(f"{module}.load_migrations", lambda _: load_migrations(dialect)[:3])
+    monkeypatch.setattr(f"{module}.load_migrations", lambda _: load_migrations(dialect)[:last])
     old = backend.make()
     await old.open()
     try:
-        assert await old.migrate() == [1, 2, 3]
+        assert await old.migrate() == list(range(1, last + 1))
         _, c = await seed(old, crypto)
     finally:
         await old.close()
     monkeypatch.undo()
     new = backend.make()
     await new.open()
+    return new, c
+
+
+async def test_migrate_brings_a_database_at_0003_up_to_alarms(
+    backend: Backend, crypto: Crypto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database migrated before alarms existed (through 0003, with a conversation in it)
+    gets 0004 (and any later ones) from migrate(), and its existing conversation can then
+    raise an alarm."""
+    new, c = await seeded_through(backend, crypto, monkeypatch, 3)
     try:
-        assert await new.pending_migrations() == [4]
-        assert await new.migrate() == [4]
+        dialect = "sqlite" if backend.name == "sqlite" else "postgres"
+        later = [m.number for m in load_migrations(dialect)[3:]]
+        assert later[0] == 4
+        assert await new.pending_migrations() == later
+        assert await new.migrate() == later
         async with new.transaction() as tx:
             assert await tx.raise_alarm(c.id, "unclaimed_p1", NOW) is True
             assert await tx.list_alarms() == [Alarm(c.id, "unclaimed_p1", NOW, None)]

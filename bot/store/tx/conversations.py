@@ -139,6 +139,8 @@ class ConversationTx(SqlTxBase):
         await self._execute("DELETE FROM notes WHERE conversation_id = ?", conversation_id)
         # The conversation has ended: nothing about it is left for staff to be alarmed by.
         await self._execute("DELETE FROM alarms WHERE conversation_id = ?", conversation_id)
+        # Which service a texter was sent to says where they are: it goes too.
+        await self._execute("DELETE FROM referrals WHERE conversation_id = ?", conversation_id)
         await self._execute(
             "UPDATE conversations SET private_enc = NULL, purged = 1 WHERE id = ?",
             conversation_id,

@@ -26,6 +26,7 @@ STATS_KEYS = (
     "queued",
     "with_advocate",
     "users",
+    "referrals",
 )
 
 
@@ -51,7 +52,7 @@ class OperationsTx(SqlTxBase):
         at = self._at(cutoff)
         args = (*_RETIRED, at, at, at, at)
         await self._delete_replies_of(_IDLE_BEFORE, *args)
-        # Messages, outbox items, notes and alarms go by ON DELETE CASCADE.
+        # Messages, outbox items, notes, alarms and referrals go by ON DELETE CASCADE.
         removed = await self._execute(
             "DELETE FROM conversations WHERE id IN"
             f" (SELECT c.id FROM conversations c WHERE {_IDLE_BEFORE})",
@@ -78,7 +79,8 @@ class OperationsTx(SqlTxBase):
             " (SELECT COUNT(*) FROM conversations) AS conversations,"
             " (SELECT COUNT(*) FROM conversations WHERE state = ?) AS queued,"
             " (SELECT COUNT(*) FROM conversations WHERE state = ?) AS with_advocate,"
-            " (SELECT COUNT(*) FROM users) AS users",
+            " (SELECT COUNT(*) FROM users) AS users,"
+            " (SELECT COUNT(*) FROM referrals) AS referrals",
             QUEUED,
             WITH_ADVOCATE,
         )
