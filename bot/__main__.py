@@ -51,10 +51,13 @@ def cmd_serve(settings: Settings) -> int:
         database="sqlite" if settings.sqlite_path else "postgresql",
         twilio=settings.twilio_enabled,
     )
+    from bot.resources import geo
     from bot.triage import warm
 
-    # Lexicon, model and patterns load lazily; load them all before the first texter.
+    # Lexicon, model, patterns and ZIP centroids load lazily; load them all before the
+    # first texter, so no webhook pays for them.
     warm()
+    geo.warm()
     web.run_app(
         create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
     )

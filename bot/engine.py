@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import alarms, metrics
+from bot import alarms, metrics, resources
 from bot.events import Event, Events
 from bot.hours import Hours, in_unsafe_hours, parse_hours
 from bot.logs import get_logger
@@ -167,6 +167,17 @@ SUPERSEDED_BY_DANGER = frozenset(
 )
 # Texts that give a wait; with nobody available, their _unstaffed forms say so instead.
 WAIT_TEXTS = frozenset({"queued", "queue_update"})
+# Texts that mean no advocate can come soon: a known ZIP then earns the nearest local
+# service open 24 hours (bot.resources).
+NO_ONE_SOON = frozenset(
+    {
+        "after_hours",
+        "after_hours_safe",
+        "danger_after_hours",
+        "danger_suicide_after_hours",
+        *(f"{message_id}_unstaffed" for message_id in WAIT_TEXTS),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -356,7 +367,13 @@ class Engine:
         await tx.save_conversation(conv)
         if texter.opted_out:  # carriers would refuse them: nothing waiting goes out
             await tx.cancel_outbox(conv.id, "opted_out", now)
-        texts = [await self._render(tx, conv, say, now) for say in replies]
+        rendered = [await self._render_one(tx, conv, say, now) for say in replies]
+        texts = [text for _, text in rendered]
+        no_one_soon = any(message_id in NO_ONE_SOON for message_id, _ in rendered)
+        if no_one_soon and conv.location and "purge" not in model.effects:
+            local = await self._local_help(tx, conv, now)
+            if local is not None:
+                texts.append(local)
         if "purge" in model.effects:
             await tx.purge_conversation(conv.id)
         else:
@@ -372,7 +389,26 @@ class Engine:
         events.append(Event("conversation", change))
         return texts
 
+    async def _local_help(self, tx: Tx, conv: Conversation, now: datetime) -> str | None:
+        """No advocate can come soon (closed, or nobody available): the nearest local
+        service open 24 hours, within 50 miles of the ZIP they gave, recorded as a
+        referral. None when the directory has none (or they gave a city, not a ZIP)."""
+        assert conv.location is not None
+        found = await resources.nearest_open_24h(tx, conv.location, now=now)
+        if found is None:
+            return None
+        await tx.record_referral(conv.id, found.service_id, None, now)
+        line = resources.as_text(found, conv.language)
+        return copy.render("local_help", conv.language, {"resource": line})
+
     async def _render(self, tx: Tx, conv: Conversation, say: Say, now: datetime) -> str:
+        return (await self._render_one(tx, conv, say, now))[1]
+
+    async def _render_one(
+        self, tx: Tx, conv: Conversation, say: Say, now: datetime
+    ) -> tuple[str, str]:
+        """The copy id actually used (a wait text becomes its _unstaffed form when nobody
+        is available) and the rendered text."""
         params: dict[str, Any] = {
             "org": self.settings.org_name,
             "terms": self.settings.terms_url,
@@ -390,7 +426,7 @@ class Engine:
             elif message_id in WAIT_TEXTS:
                 message_id += "_unstaffed"  # never promise minutes nobody can keep
         params.update(say.params)
-        return copy.render(message_id, conv.language, params)
+        return message_id, copy.render(message_id, conv.language, params)
 
     def _lines(self, language: str) -> str:
         return " ".join(

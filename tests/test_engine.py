@@ -565,3 +565,33 @@ async def test_with_nobody_available_the_queue_text_promises_no_minutes(
         await tx.save_user(ana)
     update = joined(await text("how long is the wait"))
     assert re.search(r"number 1, about 1 min", update), update
+
+
+async def test_no_one_soon_and_a_zip_gives_the_nearest_24_hour_service(
+    client: TestClient, text: Text
+) -> None:
+    """Nobody is available: a texter who gives a ZIP near the sample directory gets, with
+    the honest "nobody is free", the nearest local service open 24 hours, recorded as a
+    referral (counted in stats); one who skips the ZIP gets no local line."""
+    from pathlib import Path
+
+    from bot.resources.hsds import read_package
+
+    package = read_package(Path(__file__).parents[1] / "examples" / "hsds-sample", "UTC")
+    async with client.app[STORE].transaction() as tx:
+        await tx.replace_resources(package.sites, utcnow())
+    for body in ("hi", "yes", "4"):
+        await text(body)
+    unstaffed, local = await text("60601")
+    assert "No advocate is free" in unstaffed
+    assert local.startswith("Open now near you: ") and "open 24 hours" in local
+    assert re.search(r"\d{3}-555-01\d\d", local)
+    conv = await conversation(client.app)
+    assert conv is not None
+    async with client.app[STORE].transaction() as tx:
+        (referral,) = await tx.list_referrals(conv.id)
+        assert (await tx.stats())["referrals"] == 1
+    other = "+15551239999"
+    for body in ("hi", "yes", "4"):
+        await text(body, other)
+    assert len(await text("skip", other)) == 1

@@ -83,6 +83,9 @@ def params(
         "hours": parse_hours(hours).describe(language),
         "lines": joined_lines(language, lines, named),
         "named": named,
+        # bot.resources.as_text of a directory entry with a very long name
+        "resource": "Northern Valley Family Emergency Shelter and Crisis Support Services "
+        "of the Greater Metropolitan Region: 312-555-0101 (open 24 hours)",
     }
 
 
