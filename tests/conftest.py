@@ -1,25 +1,43 @@
-"""Shared fixtures: the real app on a temporary SQLite file, and a Twilio-signed client."""
+"""Shared fixtures: the real app on a temporary SQLite file served on 127.0.0.1, a
+Twilio-signed client, and the store's backends (SQLite always, PostgreSQL when
+HAVEN_TEST_POSTGRES names a database; each PostgreSQL test gets its own schema).
+Plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
-from twilio.request_validator import RequestValidator
+from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
+from bot.crypto import Crypto
+from bot.engine import Engine
+from bot.events import Events
 from bot.settings import Settings
+from bot.store import Store, open_store
+from bot.store.postgres import PostgresStore
+from tests.helpers import (
+    AUTH_TOKEN,
+    PG_URL,
+    PUBLIC_URL,
+    TEST_SECRET,
+    Backend,
+    SignedPost,
+    free_port,
+    new_sid,
+    secure_jar,
+    sign,
+)
 
-TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
-AUTH_TOKEN = "test-auth-token-12345"
-PUBLIC_URL = "https://haven.example.org"
-
-SignedPost = Callable[..., Awaitable[Any]]
+# Transitional: some tests still import these from here.
+__all__ = ["AUTH_TOKEN", "TEST_SECRET", "SignedPost", "new_sid", "sign"]
 
 
 @pytest.fixture
@@ -42,20 +60,11 @@ def app(settings: Settings) -> web.Application:
 
 @pytest.fixture
 async def client(aiohttp_client: Any, app: web.Application) -> TestClient:
-    client: TestClient = await aiohttp_client(app)
-    return client
-
-
-def sign(path: str, params: Mapping[str, str], token: str = AUTH_TOKEN) -> str:
-    """X-Twilio-Signature exactly as Twilio computes it."""
-    return str(RequestValidator(token).compute_signature(PUBLIC_URL + path, dict(params)))
-
-
-_sids = itertools.count(1)
-
-
-def new_sid() -> str:
-    return f"SM{next(_sids):032d}"
+    """The app on 127.0.0.1 with a cookie jar that keeps its Secure session cookie."""
+    port = free_port()
+    server = TestServer(app, host="127.0.0.1", port=port)
+    made: TestClient = await aiohttp_client(server, cookie_jar=secure_jar(port))
+    return made
 
 
 @pytest.fixture
@@ -70,7 +79,6 @@ def signed_post(client: TestClient) -> SignedPost:
 @pytest.fixture
 def text(signed_post: SignedPost) -> Callable[..., Awaitable[list[str]]]:
     """Send one SMS from a texter through the signed webhook; return Haven's reply texts."""
-    import xml.etree.ElementTree as ET
 
     async def send(
         body: str, number: str = "+15551230001", sid: str | None = None, **extra: str
@@ -92,3 +100,77 @@ def text(signed_post: SignedPost) -> Callable[..., Awaitable[list[str]]]:
         return [m.text or "" for m in root.findall("Message")]
 
     return send
+
+
+@pytest.fixture
+def crypto() -> Crypto:
+    return Crypto(TEST_SECRET)
+
+
+def _sqlite_dump(path: Path) -> Callable[[], Awaitable[bytes]]:
+    async def dump() -> bytes:
+        # The main file and the write-ahead log, where fresh writes sit until a checkpoint.
+        files = [path, path.with_name(path.name + "-wal")]
+        return b"".join(p.read_bytes() for p in files if p.exists())
+
+    return dump
+
+
+def _pg_dump(schema: str) -> Callable[[], Awaitable[bytes]]:
+    async def dump() -> bytes:
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            tables = await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema
+            )
+            parts: list[str] = []
+            for t in tables:
+                rows = await conn.fetch(f'SELECT t::text AS r FROM "{schema}"."{t[0]}" t')
+                parts.extend(r["r"] for r in rows)
+            return "\n".join(parts).encode()
+        finally:
+            await conn.close()
+
+    return dump
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, crypto: Crypto
+) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path / "haven.db"
+        settings = Settings(database_url=f"sqlite:///{path}")
+        yield Backend("sqlite", lambda: open_store(settings, crypto), _sqlite_dump(path))
+        return
+    if not PG_URL:
+        pytest.skip("HAVEN_TEST_POSTGRES is not set")
+    schema = f"haven_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_URL)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield Backend(
+            "postgres",
+            lambda: PostgresStore(PG_URL, crypto, schema=schema, max_size=12),
+            _pg_dump(schema),
+        )
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    s = backend.make()
+    await s.open()
+    await s.migrate()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def engine(store: Store, crypto: Crypto, settings: Settings) -> Engine:
+    """The real engine on each store backend (for queue policy, hand-offs and alarms)."""
+    return Engine(settings, store, crypto.lookup_hash, Events())

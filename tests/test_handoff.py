@@ -1,6 +1,7 @@
 """A shift as it happens: many texters waiting for an hour and more, every priority at once,
 both languages, advocates coming and going. Through the real engine, flow, store and
-hand-offs, with the clock moved forward (the webhook path is the same engine call)."""
+hand-offs on each store backend (SQLite; PostgreSQL when HAVEN_TEST_POSTGRES is set), with
+the clock moved forward (the webhook path is the same engine call)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import itertools
 from datetime import datetime, timedelta
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from bot import handoff, queue
 from bot.engine import Engine, utcnow
-from bot.keys import ENGINE, SETTINGS, STORE
 from bot.sms.webhook import InboundSms
 from bot.store.base import Conflict, Conversation, User
 
@@ -45,20 +43,20 @@ async def say(engine: Engine, number: str, body: str, now: datetime) -> list[str
     return (await engine.handle_inbound(sms, now)).texts
 
 
-async def waiting(app: web.Application, now: datetime) -> list[queue.QueueEntry]:
-    return await queue.snapshot(app[STORE], now, app[SETTINGS])
+async def waiting(engine: Engine, now: datetime) -> list[queue.QueueEntry]:
+    return await queue.snapshot(engine.store, now, engine.settings)
 
 
-async def staff(app: web.Application, name: str, capacity: int, presence: str) -> User:
-    async with app[STORE].transaction() as tx:
+async def staff(engine: Engine, name: str, capacity: int, presence: str) -> User:
+    async with engine.store.transaction() as tx:
         user = await tx.add_user(name, "advocate", "x", [], utcnow())
         user.capacity, user.presence = capacity, presence
         await tx.save_user(user)
         return user
 
 
-async def own_priority(app: web.Application, conv: Conversation) -> int:
-    async with app[STORE].transaction() as tx:
+async def own_priority(engine: Engine, conv: Conversation) -> int:
+    async with engine.store.transaction() as tx:
         return (await tx.get_conversation(conv.id)).priority
 
 
@@ -70,18 +68,16 @@ def assert_risk_order(entries: list[queue.QueueEntry]) -> None:
         assert e.priority >= 2 or e.conversation.priority == 1, "aging made someone P1"
 
 
-async def test_an_hour_long_shift_never_inverts_risk(client: TestClient) -> None:
+async def test_an_hour_long_shift_never_inverts_risk(engine: Engine) -> None:
     """Eleven texters over an hour, P1 to P4 in English and Spanish (words and screening
     answers), advocates signing in, taking, releasing and signing out: at every moment the
     queue is in risk order, aging never reaches P1, and each "Take next" hands out someone
     at the highest effective priority waiting (zero inversions in 90 minutes)."""
-    app = client.app
-    engine = app[ENGINE]
     start = utcnow()
     for number, minute, messages, _expected in TEXTERS:
         for body in messages:
             await say(engine, number, body, start + minute * MINUTE)
-    entries = await waiting(app, start + 59 * MINUTE)
+    entries = await waiting(engine, start + 59 * MINUTE)
     assert len(entries) == len(TEXTERS)
     by_own = sorted(e.conversation.priority for e in entries)
     assert by_own == sorted(expected for *_, expected in TEXTERS)
@@ -89,16 +85,16 @@ async def test_an_hour_long_shift_never_inverts_risk(client: TestClient) -> None
 
     # An hour and a half in, everyone has aged (the oldest by three steps): still in order.
     for minute in (60, 75, 90, 120):
-        assert_risk_order(await waiting(app, start + minute * MINUTE))
+        assert_risk_order(await waiting(engine, start + minute * MINUTE))
 
-    ana = await staff(app, "ana", capacity=2, presence="available")
-    ben = await staff(app, "ben", capacity=1, presence="available")
+    ana = await staff(engine, "ana", capacity=2, presence="available")
+    ben = await staff(engine, "ben", capacity=1, presence="available")
     handed: list[tuple[int, int]] = []  # (effective priority given, best waiting)
 
     async def take(user: User, minute: int) -> Conversation | None:
         now = start + minute * MINUTE
-        before = await waiting(app, now)
-        conv = await handoff.take_next(app[STORE], user, now, app[SETTINGS])
+        before = await waiting(engine, now)
+        conv = await handoff.take_next(engine.store, user, now, engine.settings)
         if conv is not None:
             given = next(e for e in before if e.conversation.id == conv.id)
             handed.append((given.priority, before[0].priority))
@@ -109,35 +105,33 @@ async def test_an_hour_long_shift_never_inverts_risk(client: TestClient) -> None
     second = await take(ana, 62)
     third = await take(ben, 63)
     assert first and second and third
-    assert [await own_priority(app, c) for c in (first, second, third)] == [1, 1, 1]
+    assert [await own_priority(engine, c) for c in (first, second, third)] == [1, 1, 1]
     with pytest.raises(Conflict):  # at capacity: a clear answer, nobody taken by mistake
         await take(ana, 64)
     # Ana hands the first back (it keeps its place), then leaves for the day.
-    await handoff.release(app[STORE], first.id, ana, start + 70 * MINUTE)
-    await handoff.sign_out(app[STORE], ana, start + 71 * MINUTE)
-    carla = await staff(app, "carla", capacity=3, presence="available")
+    await handoff.release(engine.store, first.id, ana, start + 70 * MINUTE)
+    await handoff.sign_out(engine.store, ana, start + 71 * MINUTE)
+    carla = await staff(engine, "carla", capacity=3, presence="available")
     back = await take(carla, 72)
     assert back is not None and back.id == first.id  # the P1 again, not an aged P2
     # The rest of the shift: take until the queue is empty, an hour and a half in.
-    await handoff.close(app[STORE], third.id, ben, "resources_given", start + 80 * MINUTE)
+    await handoff.close(engine.store, third.id, ben, "resources_given", start + 80 * MINUTE)
     for minute in range(85, 120):
         user = carla if minute % 2 else ben
         conv = await take(user, minute)
         if conv is not None:
             holder = user
-            await handoff.close(app[STORE], conv.id, holder, "referred", start + minute * MINUTE)
-        if not await waiting(app, start + minute * MINUTE):
+            await handoff.close(engine.store, conv.id, holder, "referred", start + minute * MINUTE)
+        if not await waiting(engine, start + minute * MINUTE):
             break
-    assert not await waiting(app, start + 120 * MINUTE)
+    assert not await waiting(engine, start + 120 * MINUTE)
     assert all(given == best for given, best in handed), handed
     # Everyone once, and the two Ana let go (released; signed out holding) once more.
     assert len(handed) == len(TEXTERS) + 2
 
 
-async def test_priority_basis_says_why(client: TestClient) -> None:
+async def test_priority_basis_says_why(engine: Engine) -> None:
     """Their own words, a screening answer, or aging: the queue says which raised them."""
-    app = client.app
-    engine = app[ENGINE]
     start = utcnow()
     for body in ["my boss keeps my passport and says i owe him", "AGENT"]:
         await say(engine, "+15550000021", body, start)
@@ -145,9 +139,9 @@ async def test_priority_basis_says_why(client: TestClient) -> None:
         await say(engine, "+15550000022", body, start)
     for body in ["hi", "yes", "4", "skip"]:
         await say(engine, "+15550000023", body, start)
-    settings = app[SETTINGS]
+    settings = engine.settings
     bases = {
         e.conversation.id: queue.priority_basis(e.conversation, start + 31 * MINUTE, settings)
-        for e in await waiting(app, start + 31 * MINUTE)
+        for e in await waiting(engine, start + 31 * MINUTE)
     }
     assert sorted(bases.values()) == ["aging", "screening", "words"]

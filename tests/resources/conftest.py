@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.conftest import SECRET, backend, crypto, store
+from tests.helpers import TEST_SECRET as SECRET
 
-__all__ = ["SECRET", "backend", "crypto", "store"]
+__all__ = ["SECRET"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "hsds-sample"

@@ -29,8 +29,7 @@ from bot.store import (
 from bot.store.postgres import PgListener, PostgresStore
 from bot.store.sql import SqlTx, load_migrations
 from bot.store.sqlite import SqliteStore
-
-from .conftest import PG_URL, Backend
+from tests.helpers import PG_URL, Backend
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 PHONE = "+15559876543"
