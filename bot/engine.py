@@ -25,6 +25,7 @@ from bot.store.base import (
     Conflict,
     Conversation,
     Message,
+    NotFound,
     Store,
     Texter,
     Tx,
@@ -494,36 +495,43 @@ class Engine:
         timer fires once even when several processes see it due."""
         now = now or utcnow()
         async with self.store.transaction() as tx:
-            due = [
-                (c.id, (await tx.get_texter(c.texter_id)).phone_hash)
-                for c in await tx.due_timers(now)
-            ]
+            due = [c.id for c in await tx.due_timers(now)]
         fired = 0
-        for conversation_id, phone_hash in due:
-            async with self.store.transaction(lock_key=phone_hash) as tx:
-                conv = await tx.get_conversation(conversation_id)
-                texter = await tx.get_texter(conv.texter_id)
-                model = self._model(conv, texter)
-                if conv.expire_at is not None and conv.expire_at <= now:
-                    await INTAKE.timer(model, "expire", now)
-                    self._apply_model(conv, texter, model, now)
-                    conv.nudge_at = conv.expire_at = None
-                elif conv.nudge_at is not None and conv.nudge_at <= now:
-                    # The flow decides (a nudge needs a YES; a DELETE question lapses);
-                    # _send_unprompted applies rule 2 to whatever it says.
-                    await INTAKE.timer(model, "nudge", now)
-                    model.data["nudged"] = True
-                    self._apply_model(conv, texter, model, now)
-                    conv.nudge_at = None
-                    await self._send_unprompted(tx, conv, texter, model.replies, now)
-                else:
-                    continue
-                await tx.save_conversation(conv)
-                fired += 1
+        for conversation_id in due:
+            try:
+                state = await self._fire_timer(conversation_id, now)
+            except NotFound:
+                continue  # deleted meanwhile (DELETE, retention)
+            if state is None:
+                continue  # answered or fired by another process meanwhile
+            fired += 1
             self.events.publish(
-                Event("conversation", {"conversation_id": conversation_id, "state": conv.state})
+                Event("conversation", {"conversation_id": conversation_id, "state": state})
             )
         return fired
+
+    async def _fire_timer(self, conversation_id: int, now: datetime) -> str | None:
+        """One due timer under the texter's lock; the state it left, or None if none was
+        due any more."""
+        async with self.store.locked_conversation(conversation_id) as (tx, conv):
+            texter = await tx.get_texter(conv.texter_id)
+            model = self._model(conv, texter)
+            if conv.expire_at is not None and conv.expire_at <= now:
+                await INTAKE.timer(model, "expire", now)
+                self._apply_model(conv, texter, model, now)
+                conv.nudge_at = conv.expire_at = None
+            elif conv.nudge_at is not None and conv.nudge_at <= now:
+                # The flow decides (a nudge needs a YES; a DELETE question lapses);
+                # _send_unprompted applies rule 2 to whatever it says.
+                await INTAKE.timer(model, "nudge", now)
+                model.data["nudged"] = True
+                self._apply_model(conv, texter, model, now)
+                conv.nudge_at = None
+                await self._send_unprompted(tx, conv, texter, model.replies, now)
+            else:
+                return None
+            await tx.save_conversation(conv)
+            return conv.state
 
     async def open_shift(self, now: datetime | None = None) -> int:
         """When the helpline opens, texters who wrote after hours join the queue in the order
