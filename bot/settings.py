@@ -18,6 +18,19 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message says which and why."""
 
 
+def _float(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
+    return value
+
+
 def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -45,6 +58,10 @@ class Settings:
     twilio_messaging_service_sid: str = ""
     # Twilio REST base URL; tests point it at a local fake Twilio server.
     twilio_api_base: str = ""
+    # Seconds one Twilio request may take; past it the outcome is unknown (never resent).
+    twilio_timeout: float = 10.0
+    # Texts in flight at once, across conversations (one conversation's go in order).
+    outbox_concurrency: int = 8
     org_name: str = "Haven"
     # Whether texts may name domestic violence or trafficking (rule 3: off by default).
     name_services: bool = False
@@ -142,6 +159,8 @@ class Settings:
             twilio_from_number=get("TWILIO_FROM_NUMBER", "").strip(),
             twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID", "").strip(),
             twilio_api_base=get("TWILIO_API_BASE", "").strip().rstrip("/"),
+            twilio_timeout=_float(env_map, "HAVEN_TWILIO_TIMEOUT", 10.0, minimum=0.1),
+            outbox_concurrency=_int(env_map, "HAVEN_OUTBOX_CONCURRENCY", 8, minimum=1),
             org_name=get("HAVEN_ORG_NAME", "").strip() or "Haven",
             name_services=get("HAVEN_NAME_SERVICES", "").strip().lower() in ("1", "true", "yes"),
             terms_url=get("HAVEN_TERMS_URL", "").strip(),

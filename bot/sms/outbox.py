@@ -9,14 +9,17 @@ How a text goes out:
    marks their messages 'sending'.
 3. Each item gets exactly one network attempt. Success: item 'sent', message 'sent' with the
    Twilio SID (status callbacks then find it by that SID). Permanent error: both 'failed' with
-   Twilio's code. Transient error: item back to 'pending' with a backoff time, message back to
-   'queued'; after `max_attempts` tries it is 'failed'.
+   Twilio's code. Transient error (Twilio did not take it): item back to 'pending' with a
+   backoff time, message back to 'queued'; after `max_attempts` tries it is 'failed'.
+   Uncertain outcome (the request timed out, or the connection was lost after sending): the
+   message is 'uncertain' with the code ("timeout", "disconnected") and never resent.
 
-At-most-once for an interrupted send. Twilio's Messages API has no idempotency key, so if the
-process dies between claiming an item and recording the answer we cannot know whether Twilio
-accepted it. Such an item stays 'sending'; once it is older than `sending_timeout` it is marked
-'failed' with code "interrupted" (never resent), so an advocate sees it and can decide. A
-doubled text on a phone someone else may read is worse than a visible failure.
+At most once. Twilio's Messages API has no idempotency key, so when a request may have
+reached Twilio but no answer came back, we cannot know whether the texter got it. Such a text
+is marked 'uncertain', visibly, and not retried: an advocate sees it and can decide. A
+doubled text on a phone someone else may read is worse than a visible doubt. The same goes
+for an item a dead process left 'sending': once older than `sending_timeout` it is marked
+'uncertain' with code "interrupted".
 
 Order: texts to one conversation in one batch go out one after another, and if one must wait
 for a retry the later ones wait with it, so a texter does not get the second text first.
@@ -37,11 +40,12 @@ from bot import metrics
 from bot.events import Event, Events
 from bot.settings import Settings
 from bot.sms.sender import Sender, SendError, classify
+from bot.sms.statuses import UNCERTAIN
 from bot.store.base import NotFound, OutboxItem, Store, Tx
 
 log = structlog.get_logger(__name__)
 
-Outcome = Literal["sent", "failed", "retry"]
+Outcome = Literal["sent", "failed", "retry", "uncertain"]
 
 
 def backoff_delay(
@@ -150,6 +154,17 @@ class OutboxWorker:
             metrics.OUTBOUND_RESULTS.labels("sent").inc()
             log.info("outbox_sent", message_id=item.message_id, attempt=item.attempts)
             return "sent", None
+        if error.uncertain:
+            # It may have reached the texter: never resend; show the doubt instead.
+            await self._finish(item, "failed", now, UNCERTAIN, error_code=error.code)
+            metrics.OUTBOUND_RESULTS.labels(UNCERTAIN).inc()
+            log.warning(
+                "outbox_uncertain",
+                message_id=item.message_id,
+                code=error.code,
+                attempt=item.attempts,
+            )
+            return "uncertain", None
         if error.permanent or item.attempts >= self.max_attempts:
             await self._finish(item, "failed", now, "failed", error_code=error.code)
             metrics.OUTBOUND_RESULTS.labels("failed").inc()

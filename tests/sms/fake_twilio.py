@@ -3,11 +3,13 @@
 It speaks what the real twilio SDK sends (form-encoded POST, HTTP basic auth) and answers
 in Twilio's JSON shapes, including Twilio's legacy error body {"code", "message",
 "more_info", "status"}. Failures can be queued for the next requests, so tests can drive
-the real SDK through 5xx, 429 and permanent errors.
+the real SDK through 5xx, 429 and permanent errors; answers can be delayed (the message is
+accepted at once, the answer comes late) to drive the SDK past its timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections import deque
@@ -43,7 +45,10 @@ class FakeTwilio:
     auth_token: str = "fake-auth-token"
     requests: list[Received] = field(default_factory=list)
     _failures: deque[tuple[int, int]] = field(default_factory=deque)
+    _delays: deque[float] = field(default_factory=deque)
+    _delay_to: dict[str, float] = field(default_factory=dict)
     _server: TestServer | None = None
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- programming it ---------------------------------------------------------------
     def fail_next(self, count: int, status: int, code: int | None = None) -> None:
@@ -51,6 +56,15 @@ class FakeTwilio:
         default = {429: 20429, 401: 20003}.get(status, 20500 if status >= 500 else 21211)
         for _ in range(count):
             self._failures.append((status, code if code is not None else default))
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        """The next `count` Messages requests are accepted (the text would go out) but
+        answered only after `seconds`: what a client that times out cannot know."""
+        self._delays.extend([seconds] * count)
+
+    def delay_to(self, number: str, seconds: float) -> None:
+        """Every accepted message to `number` is answered only after `seconds`."""
+        self._delay_to[number] = seconds
 
     @property
     def messages(self) -> list[Received]:
@@ -70,6 +84,7 @@ class FakeTwilio:
         await self._server.start_server()
 
     async def close(self) -> None:
+        self._closing.set()  # delayed answers end now rather than hold the shutdown
         if self._server is not None:
             await self._server.close()
             self._server = None
@@ -116,6 +131,12 @@ class FakeTwilio:
             return self._error(400, 21603)
         sid = "SM" + uuid.uuid4().hex
         received.status, received.sid = 201, sid
+        delay = self._delays.popleft() if self._delays else self._delay_to.get(form["To"], 0.0)
+        if delay > 0:
+            try:
+                await asyncio.wait_for(self._closing.wait(), delay)
+            except TimeoutError:
+                pass
         return web.json_response(
             {
                 "sid": sid,

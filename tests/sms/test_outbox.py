@@ -352,3 +352,51 @@ async def test_interrupted_send_is_shown_failed_after_the_timeout(
     assert (got.status, got.error_code) == ("failed", "interrupted")
     assert event.data == {"conversation_id": conv, "message_id": mid, "status": "failed"}
     assert fake_twilio.requests == []
+
+
+# -- unknown outcome: sent once means once -----------------------------------------------
+async def test_timed_out_send_is_uncertain_and_never_resent(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """Twilio accepts the POST but answers after 30 s; the client gives up after its
+    per-request timeout. The text may have gone out, so it is marked 'uncertain' (visible to
+    the advocate, code 'timeout') and later passes never send it again: one message at
+    Twilio, however long we wait."""
+    conv = await new_conversation(store)
+    mid = await queue_text(store, conv, "did this arrive?")
+    fake_twilio.delay_next(1, 30.0)
+    events = Events()
+    sender = TwilioSender(store_settings.with_(twilio_timeout=0.5))
+    try:
+        w = worker(store, sender, store_settings, events)
+        async with events.subscribe() as queue:
+            assert await w.run_once(NOW) == 1
+            seen = [queue.get_nowait().data["status"] for _ in range(queue.qsize())]
+        for later in (LATER, LATER + timedelta(days=1)):
+            assert await w.run_once(later) == 0
+    finally:
+        await sender.close()
+    assert len(fake_twilio.requests) == 1 and len(fake_twilio.messages) == 1
+    got = await message(store, conv, mid)
+    assert (got.status, got.error_code) == ("uncertain", "timeout")
+    assert seen == ["sending", "uncertain"]
+
+
+async def test_uncertain_text_does_not_hold_the_conversations_later_texts(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """After a timed-out first text, the conversation's second text still goes out (once)."""
+    conv = await new_conversation(store)
+    first = await queue_text(store, conv, "first")
+    second = await queue_text(store, conv, "second")
+    fake_twilio.delay_next(1, 30.0)
+    sender = TwilioSender(store_settings.with_(twilio_timeout=0.5))
+    try:
+        w = worker(store, sender, store_settings)
+        await w.run_once(NOW)
+        await w.run_once(LATER)
+    finally:
+        await sender.close()
+    assert [m.form["Body"] for m in fake_twilio.messages] == ["first", "second"]
+    assert (await message(store, conv, first)).status == "uncertain"
+    assert (await message(store, conv, second)).status == "sent"
