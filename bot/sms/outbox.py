@@ -21,8 +21,11 @@ doubled text on a phone someone else may read is worse than a visible doubt. The
 for an item a dead process left 'sending': once older than `sending_timeout` it is marked
 'uncertain' with code "interrupted".
 
-Order: texts to one conversation in one batch go out one after another, and if one must wait
-for a retry the later ones wait with it, so a texter does not get the second text first.
+Order and concurrency: the claim never hands out a text while an earlier one of its
+conversation is being sent or waits for a retry, and texts to one conversation in one batch go
+out one after another, so a texter does not get the second text first. Different
+conversations' texts go out concurrently (up to settings.outbox_concurrency in flight), so one
+slow Twilio request holds up only its own conversation.
 """
 
 from __future__ import annotations
@@ -80,11 +83,15 @@ class OutboxWorker:
         base_delay: float = 2.0,
         max_delay: float = 300.0,
         sending_timeout: float = 300.0,
+        concurrency: int | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if batch < 1 or max_attempts < 1:
             raise ValueError("batch and max_attempts must be at least 1")
+        self.concurrency = settings.outbox_concurrency if concurrency is None else concurrency
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.store = store
         self.sender = sender
         self.settings = settings
@@ -106,34 +113,41 @@ class OutboxWorker:
 
     # -- one pass -----------------------------------------------------------------------
     async def run_once(self, now: datetime | None = None) -> int:
-        """Fail stale 'sending' items, then claim and attempt every due item once.
-        Returns how many items were attempted."""
+        """Fail stale 'sending' items, then claim and attempt every due item once, waiting
+        for the outcomes. Returns how many items were attempted."""
         now = now or self._clock()
+        groups = await self._claim(now, self.batch)
+        results = await asyncio.gather(
+            *(self._send_in_order(group, now) for group in groups), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                self._record_failed(result)
+        return sum(len(group) for group in groups)
+
+    async def _claim(self, now: datetime, limit: int) -> list[list[OutboxItem]]:
+        """Fail stale 'sending' items; claim up to `limit` due ones, marked 'sending'.
+        Returns them grouped by conversation, each group in the order written."""
         async with self.store.transaction() as tx:
             stale = await self._fail_interrupted(tx, now)
-            items = await tx.claim_outbox(now, limit=self.batch)
+            items = await tx.claim_outbox(now, limit=limit)
             for item in items:
                 await self._set_status(tx, item, "sending")
         for item in stale:
             metrics.OUTBOUND_RESULTS.labels("interrupted").inc()
             self._publish(item, "failed")
-        if not items:
-            return 0
         for item in items:
             self._publish(item, "sending")
         groups: dict[int, list[OutboxItem]] = {}
         for item in sorted(items, key=lambda i: i.id):
             groups.setdefault(item.conversation_id, []).append(item)
-        results = await asyncio.gather(
-            *(self._send_in_order(group, now) for group in groups.values()),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                # Recording an outcome failed (database trouble); the item stays 'sending'
-                # and is later shown as interrupted. Other conversations went ahead.
-                log.error("outbox_record_failed", error=type(result).__name__)
-        return len(items)
+        return list(groups.values())
+
+    @staticmethod
+    def _record_failed(exc: BaseException) -> None:
+        # Recording an outcome failed (database trouble); the item stays 'sending' and is
+        # later shown as interrupted. Other conversations went ahead.
+        log.error("outbox_record_failed", error=type(exc).__name__)
 
     async def _send_in_order(self, group: list[OutboxItem], now: datetime) -> None:
         for index, item in enumerate(group):
@@ -246,18 +260,40 @@ class OutboxWorker:
 
     # -- the loop -----------------------------------------------------------------------
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set: a pass every settings.tick_seconds, or at once on wake()."""
+        """Run until `stop` is set: claim due texts every settings.tick_seconds, at once on
+        wake(), and whenever a send finishes. Each conversation's claimed texts go out in a
+        task of their own, so one slow Twilio request holds up only its own conversation;
+        at most settings.outbox_concurrency conversations are in flight at once."""
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                self._record_failed(exc)
+            self._wake.set()  # room for more, and the conversation's next text may be due
+
         while not stop.is_set():
             self._wake.clear()
-            try:
-                attempted = await self.run_once()
-            except Exception:
-                # A database hiccup must not end outbound texting for the process.
-                log.exception("outbox_pass_failed")
-                attempted = 0
-            if attempted >= self.batch:
+            room = self.concurrency - len(in_flight)
+            claimed = 0
+            if room > 0:
+                now = self._clock()
+                try:
+                    groups = await self._claim(now, min(self.batch, room))
+                except Exception:
+                    # A database hiccup must not end outbound texting for the process.
+                    log.exception("outbox_pass_failed")
+                    groups = []
+                for group in groups:
+                    task = asyncio.create_task(self._send_in_order(group, now))
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+                claimed = sum(len(group) for group in groups)
+            if room > 0 and claimed >= min(self.batch, room) and len(in_flight) < self.concurrency:
                 continue  # more may be due right now
             await self._sleep(stop)
+        # Let sends already made finish and be recorded (each is bounded by its timeout).
+        await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]

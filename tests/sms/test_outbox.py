@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -400,3 +400,68 @@ async def test_uncertain_text_does_not_hold_the_conversations_later_texts(
     assert [m.form["Body"] for m in fake_twilio.messages] == ["first", "second"]
     assert (await message(store, conv, first)).status == "uncertain"
     assert (await message(store, conv, second)).status == "sent"
+
+
+# -- concurrency across conversations -----------------------------------------------------
+async def _until(predicate: Callable[[], bool], within: float) -> float:
+    """Seconds until predicate() holds, polling; raises TimeoutError after `within`."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return loop.time() - started
+            await asyncio.sleep(0.01)
+
+
+async def test_a_hung_send_does_not_delay_other_conversations(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """One conversation's request hangs at Twilio (answer after 30 s, client timeout 3 s).
+    Another conversation's text, queued meanwhile, is delivered at once (well under the
+    timeout), while the hung conversation's own second text waits its turn: order within one
+    conversation, concurrency across them."""
+    hung, other = "+15551230001", "+15551230002"
+    fake_twilio.delay_to(hung, 30.0)
+    conv_a = await new_conversation(store, hung)
+    conv_b = await new_conversation(store, other)
+    settings = store_settings.with_(tick_seconds=3600.0, twilio_timeout=3.0)
+    sender = TwilioSender(settings)
+    w = OutboxWorker(store, sender, settings)
+    bodies = lambda: [r.form["Body"] for r in fake_twilio.requests]  # noqa: E731
+    try:
+        async with w.running():
+            await queue_text(store, conv_a, "a1")
+            await queue_text(store, conv_a, "a2")
+            w.wake()
+            await _until(lambda: "a1" in bodies(), within=5)
+            await queue_text(store, conv_b, "b1")
+            w.wake()
+            waited = await _until(lambda: "b1" in bodies(), within=5)
+            assert waited < 1.5
+            assert "a2" not in bodies()  # still behind the hung a1
+            await _until(lambda: "a2" in bodies(), within=10)
+    finally:
+        await sender.close()
+    assert bodies() == ["a1", "b1", "a2"]
+    assert (await message(store, conv_b, 3)).status == "sent"
+
+
+async def test_at_most_the_configured_number_of_sends_are_in_flight(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """With every request hanging, 12 conversations' texts put at most
+    outbox_concurrency (here 4) requests in flight at once."""
+    for i in range(12):
+        number = f"+1555000{i:04d}"
+        fake_twilio.delay_to(number, 30.0)
+        await queue_text(store, await new_conversation(store, number), f"t{i}")
+    settings = store_settings.with_(tick_seconds=0.05, twilio_timeout=1.0, outbox_concurrency=4)
+    sender = TwilioSender(settings)
+    try:
+        async with OutboxWorker(store, sender, settings).running():
+            await _until(lambda: len(fake_twilio.requests) >= 4, within=5)
+            await asyncio.sleep(0.5)  # several ticks: nothing more may start
+            assert len(fake_twilio.requests) == 4
+    finally:
+        await sender.close()
