@@ -82,7 +82,7 @@ class OutboxWorker:
         max_attempts: int = 10,
         base_delay: float = 2.0,
         max_delay: float = 300.0,
-        sending_timeout: float = 300.0,
+        sending_timeout: float | None = None,
         concurrency: int | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -100,7 +100,11 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.sending_timeout = sending_timeout
+        # A live send ends within the per-request timeout; a 'sending' item older than this
+        # (with a margin for recording the answer) was left by a process that died.
+        self.sending_timeout = (
+            settings.twilio_timeout + 30.0 if sending_timeout is None else sending_timeout
+        )
         self.status_callback = f"{settings.public_url.rstrip('/')}/twilio/status"
         self._rng = rng or random.Random()
         self._clock = clock
@@ -135,7 +139,7 @@ class OutboxWorker:
                 await self._set_status(tx, item, "sending")
         for item in stale:
             metrics.OUTBOUND_RESULTS.labels("interrupted").inc()
-            self._publish(item, "failed")
+            self._publish(item, UNCERTAIN)
         for item in items:
             self._publish(item, "sending")
         groups: dict[int, list[OutboxItem]] = {}
@@ -224,14 +228,35 @@ class OutboxWorker:
             return
         self._publish(item, message_status)
 
-    async def _fail_interrupted(self, tx: Tx, now: datetime) -> list[OutboxItem]:
-        """Items a dead worker left 'sending' become visibly failed, never resent."""
-        before = now - timedelta(seconds=self.sending_timeout)
+    async def _fail_interrupted(
+        self, tx: Tx, now: datetime, before: datetime | None = None
+    ) -> list[OutboxItem]:
+        """Items a dead worker left 'sending' (since before `before`) may or may not have
+        reached Twilio: 'uncertain', visibly, never resent."""
+        if before is None:
+            before = now - timedelta(seconds=self.sending_timeout)
         stale = await tx.fail_stale_outbox(before, now)
         for item in stale:
-            await self._set_status(tx, item, "failed", error_code="interrupted")
+            await self._set_status(tx, item, UNCERTAIN, error_code="interrupted")
             log.warning("outbox_interrupted", message_id=item.message_id)
         return stale
+
+    async def recover(self, started: datetime) -> int:
+        """At start-up: texts a killed process left 'sending' are 'uncertain' now, not after
+        sending_timeout, so the conversation's later texts go at once. On a single-process
+        store (SQLite) every such item is from before start-up; on a shared one, another
+        live process's send is at most sending_timeout old, so only older ones are taken."""
+        before = started
+        if not self.store.single_process:
+            before -= timedelta(seconds=self.sending_timeout)
+        async with self.store.transaction() as tx:
+            stale = await self._fail_interrupted(tx, started, before)
+        for item in stale:
+            metrics.OUTBOUND_RESULTS.labels("interrupted").inc()
+            self._publish(item, UNCERTAIN)
+        if stale:
+            log.warning("outbox_recovered", interrupted=len(stale))
+        return len(stale)
 
     @staticmethod
     async def _set_status(
@@ -265,6 +290,10 @@ class OutboxWorker:
         task of their own, so one slow Twilio request holds up only its own conversation;
         at most settings.outbox_concurrency conversations are in flight at once."""
         in_flight: set[asyncio.Task[None]] = set()
+        try:
+            await self.recover(self._clock())
+        except Exception:
+            log.exception("outbox_recover_failed")
 
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)

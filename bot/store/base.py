@@ -275,7 +275,8 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def fail_stale_outbox(self, before: datetime, now: datetime) -> list[OutboxItem]:
         """Items left 'sending' since before `before` (a process died mid-send) are marked
-        failed, visibly, never resent: Twilio has no idempotency key (at most once)."""
+        failed, never resent: Twilio has no idempotency key (at most once). The caller marks
+        their messages (the outbox: 'uncertain')."""
 
     # -- accounts --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -358,6 +359,10 @@ class Tx(abc.ABC):
 
 class Store(abc.ABC):
     """A database. Open once per process (in the app's cleanup_ctx); share everywhere."""
+
+    # True when only one process uses the database (SQLite): whatever a transaction finds
+    # half-done at start-up was left by a process that is gone.
+    single_process: bool = False
 
     @abc.abstractmethod
     async def open(self) -> None: ...

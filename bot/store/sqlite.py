@@ -81,6 +81,8 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
 
 
 class SqliteStore(Store):
+    single_process = True
+
     def __init__(self, path: str, crypto: Crypto) -> None:
         self.path = path
         self._crypto = crypto

@@ -331,14 +331,14 @@ async def test_item_left_sending_by_a_dead_worker_is_never_resent(
     assert await w.run_once(LATER) == 0
     assert await w.run_once(LATER + timedelta(days=1)) == 0
     assert fake_twilio.requests == []
-    assert (await message(store, conv, mid)).status in ("sending", "failed")
+    assert (await message(store, conv, mid)).status in ("sending", "uncertain")
 
 
-async def test_interrupted_send_is_shown_failed_after_the_timeout(
+async def test_interrupted_send_is_shown_uncertain_after_the_timeout(
     store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
-    """A text left 'sending' longer than sending_timeout becomes visibly failed with code
-    'interrupted' (and a status event), rather than sitting in 'sending' for ever."""
+    """A text left 'sending' longer than sending_timeout becomes visibly 'uncertain' with
+    code 'interrupted' (and a status event), rather than sitting in 'sending' for ever."""
     conv = await new_conversation(store)
     mid = await _die_mid_send(store, conv)
     events = Events()
@@ -349,8 +349,8 @@ async def test_interrupted_send_is_shown_failed_after_the_timeout(
         await w.run_once(NOW + timedelta(seconds=600))
         event = queue.get_nowait()
     got = await message(store, conv, mid)
-    assert (got.status, got.error_code) == ("failed", "interrupted")
-    assert event.data == {"conversation_id": conv, "message_id": mid, "status": "failed"}
+    assert (got.status, got.error_code) == ("uncertain", "interrupted")
+    assert event.data == {"conversation_id": conv, "message_id": mid, "status": "uncertain"}
     assert fake_twilio.requests == []
 
 
@@ -465,3 +465,29 @@ async def test_at_most_the_configured_number_of_sends_are_in_flight(
             assert len(fake_twilio.requests) == 4
     finally:
         await sender.close()
+
+
+# -- recovery at start-up ---------------------------------------------------------------
+async def test_text_left_sending_by_a_killed_process_is_recovered_at_start_up(
+    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """A process was killed (kill -9) mid-send 5 s before this one started. At start-up the
+    text it left 'sending' is marked 'uncertain' (code 'interrupted': it may have gone out),
+    never resent, and the conversation's later text goes out at once rather than after the
+    300 s the stale check would wait."""
+    conv = await new_conversation(store)
+    mid = await _die_mid_send(store, conv)
+    after = await queue_text(store, conv, "after the crash")
+    started = NOW + timedelta(seconds=5)
+    settings = store_settings.with_(tick_seconds=3600.0)
+    events = Events()
+    w = OutboxWorker(store, twilio, settings, events, clock=lambda: started)
+    async with events.subscribe() as queue, w.running():
+        await _until(lambda: len(fake_twilio.messages) == 1, within=5)
+        await _until(lambda: queue.qsize() >= 3, within=5)
+        seen = [queue.get_nowait().data for _ in range(queue.qsize())]
+    assert [m.form["Body"] for m in fake_twilio.requests] == ["after the crash"]
+    got = await message(store, conv, mid)
+    assert (got.status, got.error_code) == ("uncertain", "interrupted")
+    assert (await message(store, conv, after)).status == "sent"
+    assert {"conversation_id": conv, "message_id": mid, "status": "uncertain"} in seen
