@@ -131,6 +131,10 @@ class Settings:
         token = get("TWILIO_AUTH_TOKEN", "").strip()
         if env == "production" and not token:
             raise SettingsError("TWILIO_AUTH_TOKEN is required when HAVEN_ENV=production")
+        account_sid = get("TWILIO_ACCOUNT_SID", "").strip()
+        from_number = get("TWILIO_FROM_NUMBER", "").strip()
+        service_sid = get("TWILIO_MESSAGING_SERVICE_SID", "").strip()
+        _check_sender(env, account_sid, token, from_number, service_sid)
         public_url = (get("HAVEN_PUBLIC_URL", "").strip() or f"http://{host}:{port}").rstrip("/")
         log_format = get("HAVEN_LOG_FORMAT", "auto").strip().lower() or "auto"
         if log_format not in ("console", "json", "auto"):
@@ -154,10 +158,10 @@ class Settings:
             database_url=database_url,
             secret_key=secret_key,
             public_url=public_url,
-            twilio_account_sid=get("TWILIO_ACCOUNT_SID", "").strip(),
+            twilio_account_sid=account_sid,
             twilio_auth_token=token,
-            twilio_from_number=get("TWILIO_FROM_NUMBER", "").strip(),
-            twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID", "").strip(),
+            twilio_from_number=from_number,
+            twilio_messaging_service_sid=service_sid,
             twilio_api_base=get("TWILIO_API_BASE", "").strip().rstrip("/"),
             twilio_timeout=_float(env_map, "HAVEN_TWILIO_TIMEOUT", 10.0, minimum=0.1),
             outbox_concurrency=_int(env_map, "HAVEN_OUTBOX_CONCURRENCY", 8, minimum=1),
@@ -184,6 +188,31 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"HAVEN_HOURS: {exc}") from None
         return settings
+
+
+def _check_sender(env: str, sid: str, token: str, from_number: str, service_sid: str) -> None:
+    """Refuse a Twilio set-up that would silently not text: production without a full
+    account (replies would show "sent" on the console sender), or an account anywhere with
+    no number to text from."""
+    if from_number and not is_e164(from_number):
+        raise SettingsError("TWILIO_FROM_NUMBER must be an E.164 number like +15551234567")
+    has_from = bool(from_number or service_sid)
+    if env == "production" and not (sid and token and has_from):
+        missing = [
+            name
+            for name, value in (("TWILIO_ACCOUNT_SID", sid), ("TWILIO_AUTH_TOKEN", token))
+            if not value
+        ]
+        if not has_from:
+            missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        raise SettingsError(
+            "HAVEN_ENV=production needs a real Twilio sender; missing: " + ", ".join(missing)
+        )
+    if sid and token and not has_from:
+        raise SettingsError(
+            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set but neither TWILIO_FROM_NUMBER"
+            " nor TWILIO_MESSAGING_SERVICE_SID: Haven would have no number to text from"
+        )
 
 
 def ensure_secret_key(settings: Settings) -> tuple[Settings, bool]:

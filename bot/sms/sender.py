@@ -216,7 +216,9 @@ class FictionAwareSender:
 
 def make_sender(settings: Settings) -> Sender:
     """Twilio when an account is configured (fictional numbers still to the console), else
-    the console sender."""
+    the console sender (never in production: texts would show as sent and go nowhere)."""
     if settings.twilio_enabled:
         return FictionAwareSender(TwilioSender(settings), ConsoleSender())
+    if settings.production:
+        raise ValueError("production needs a real Twilio sender, not the console")
     return ConsoleSender()
