@@ -51,13 +51,26 @@ def cmd_serve(settings: Settings) -> int:
         database="sqlite" if settings.sqlite_path else "postgresql",
         twilio=settings.twilio_enabled,
     )
+    from bot.app import preflight, startup_error_line
     from bot.triage import LEXICON
 
-    # Patterns compile lazily; compile them all before the first texter, not during.
-    LEXICON.warm()
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
-    )
+    try:
+        # Everything that can stop start-up is checked first, in seconds, before the slow
+        # part (compiling the lexicon) and before listening.
+        asyncio.run(preflight(settings))
+        # Patterns compile lazily; compile them all before the first texter, not during.
+        LEXICON.warm()
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            print=None,
+        )
+    except Exception as exc:
+        # Rule for operators: one clear line and a non-zero exit, never a traceback/hang.
+        print(f"error: {startup_error_line(exc, settings)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -99,11 +99,16 @@ class SqliteStore(Store):
                 f" this Python has {sqlite3.sqlite_version}: use PostgreSQL or a newer Python"
             )
         conn = await aiosqlite.connect(self.path, isolation_level=None)  # we say BEGIN
-        conn.row_factory = aiosqlite.Row
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        if self.path != ":memory:":
-            await conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                await conn.execute("PRAGMA journal_mode = WAL")
+        except BaseException:
+            # aiosqlite's thread would otherwise keep the process alive after the error.
+            await conn.close()
+            raise
         self._conn = conn
 
     async def close(self) -> None:
