@@ -1,5 +1,5 @@
 """python -m bot <command>: serve (default), migrate, chat, triage, users, purge, stats,
-flow-diagram."""
+flow-diagram, rekey."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ async def opened_store(settings: Settings, migrate: bool = True) -> AsyncIterato
             await store.migrate()
         elif pending := await store.pending_migrations():
             raise SettingsError(f"migrations {pending} are pending: run `python -m bot migrate`")
+        from bot.rekey import check_key
+
+        await check_key(store, settings)  # a wrong key is refused here as at `serve`
         yield store
     finally:
         await store.close()
@@ -135,7 +138,10 @@ async def cmd_purge(settings: Settings) -> int:
 
     async with opened_store(settings) as store, store.transaction() as tx:
         removed = await tx.purge_before(utcnow() - timedelta(days=settings.retention_days))
-    print(json.dumps({"conversations_removed": removed}))
+        audit = await tx.purge_audit_before(
+            utcnow() - timedelta(days=settings.audit_retention_days)
+        )
+    print(json.dumps({"conversations_removed": removed, "audit_removed": audit}))
     return 0
 
 
@@ -164,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("purge", help="apply retention now")
     sub.add_parser("stats", help="counts for operators, as JSON")
     sub.add_parser("flow-diagram", help="the intake flow as mermaid text")
+    rekey = sub.add_parser(
+        "rekey", help="move stored data from HAVEN_PREVIOUS_SECRET_KEYS to HAVEN_SECRET_KEY"
+    )
+    rekey.add_argument("--batch", type=int, default=500, help="rows per transaction")
     return parser
 
 
@@ -181,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = Settings.from_env()
-        quiet = command in ("chat", "stats", "migrate", "purge", "users")
+        quiet = command in ("chat", "stats", "migrate", "purge", "users", "rekey")
         logs.configure(settings.log_format, "warning" if quiet else settings.log_level)
         if command == "serve":
             return cmd_serve(settings)
@@ -198,9 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_purge(settings))
         if command == "stats":
             return asyncio.run(cmd_stats(settings))
+        if command == "rekey":
+            from bot.rekey import rekey
+
+            print(json.dumps(asyncio.run(rekey(settings, batch=max(1, args.batch)))))
+            return 0
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # e.g. bot.rekey.KeyRefused: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 2
 
 

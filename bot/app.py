@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hmac
 import socket
 import sqlite3
 import time
@@ -21,6 +22,7 @@ from bot.engine import Engine, utcnow
 from bot.events import CHANNEL, Events
 from bot.keys import CRYPTO, ENGINE, EVENTS, SENDER, SETTINGS, STORE
 from bot.logs import get_logger
+from bot.rekey import KeyRefused, check_key
 from bot.settings import Settings, SettingsError
 from bot.sms import handlers
 from bot.sms.outbox import OutboxWorker
@@ -79,6 +81,10 @@ async def open_checked(settings: Settings, crypto: Crypto) -> Store:
             if pending:
                 applied = await store.migrate()
                 log.info("migrations_applied", migrations=applied)
+            try:
+                await check_key(store, settings)
+            except KeyRefused as exc:
+                raise StartupError(str(exc)) from None
     except BaseException:
         await store.close()
         raise
@@ -157,8 +163,13 @@ async def background(app: web.Application) -> AsyncIterator[None]:
                         removed = await tx.purge_before(
                             now - timedelta(days=settings.retention_days)
                         )
+                        audit = await tx.purge_audit_before(
+                            now - timedelta(days=settings.audit_retention_days)
+                        )
                     last_retention = now
-                    log.info("retention_applied", conversations_removed=removed)
+                    log.info(
+                        "retention_applied", conversations_removed=removed, audit_removed=audit
+                    )
             except Exception:
                 log.exception("ticker_failed")
             with contextlib.suppress(TimeoutError):
@@ -190,6 +201,17 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def guarded_metrics(request: web.Request) -> web.StreamResponse:
+    """/metrics, behind a bearer token when HAVEN_METRICS_TOKEN is set (label counts say
+    something about who texts in)."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+    return await probes.metrics(request)
+
+
 def create_app(settings: Settings, *, run_background: bool = True) -> web.Application:
     if not settings.secret_key:
         raise ValueError("settings.secret_key is required (see bot.settings.ensure_secret_key)")
@@ -202,7 +224,7 @@ def create_app(settings: Settings, *, run_background: bool = True) -> web.Applic
     app.router.add_post("/twilio/status", handlers.delivery_status)
     app.router.add_get("/healthz", probes.healthz)
     app.router.add_get("/readyz", probes.readyz)
-    app.router.add_get("/metrics", probes.metrics)
+    app.router.add_get("/metrics", guarded_metrics)
     try:
         from bot.dashboard import setup_dashboard
     except ImportError:  # the dashboard package is optional while it is being built

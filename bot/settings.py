@@ -51,6 +51,8 @@ class Settings:
     port: int = 8080
     database_url: str = "sqlite:///haven.db"
     secret_key: str = ""
+    # HAVEN_PREVIOUS_SECRET_KEYS: keys data may still be under, for `python -m bot rekey`.
+    previous_secret_keys: tuple[str, ...] = ()
     public_url: str = "http://127.0.0.1:8080"
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -69,6 +71,10 @@ class Settings:
     # HAVEN_HOURS: "24/7" or e.g. "mon-fri 09:00-17:00; sat 10:00-14:00 America/Chicago".
     hours: str = "24/7"
     retention_days: int = 90
+    # Audit rows (who viewed what) are kept this long, then deleted.
+    audit_retention_days: int = 365
+    # HAVEN_METRICS_TOKEN: when set, /metrics answers only to "Authorization: Bearer <it>".
+    metrics_token: str = ""
     log_format: str = "auto"  # console | json | auto (console on a terminal)
     log_level: str = "info"
     # Timers (seconds). DESIGN.md section 4.
@@ -128,6 +134,11 @@ class Settings:
             raise SettingsError("HAVEN_SECRET_KEY must be at least 32 characters")
         if env == "production" and not secret_key:
             raise SettingsError("HAVEN_SECRET_KEY is required when HAVEN_ENV=production")
+        previous = tuple(
+            k.strip() for k in get("HAVEN_PREVIOUS_SECRET_KEYS", "").split(",") if k.strip()
+        )
+        if any(len(k) < 32 for k in previous):
+            raise SettingsError("each of HAVEN_PREVIOUS_SECRET_KEYS must be at least 32 characters")
         token = get("TWILIO_AUTH_TOKEN", "").strip()
         if env == "production" and not token:
             raise SettingsError("TWILIO_AUTH_TOKEN is required when HAVEN_ENV=production")
@@ -157,6 +168,7 @@ class Settings:
             port=port,
             database_url=database_url,
             secret_key=secret_key,
+            previous_secret_keys=previous,
             public_url=public_url,
             twilio_account_sid=account_sid,
             twilio_auth_token=token,
@@ -170,6 +182,8 @@ class Settings:
             terms_url=get("HAVEN_TERMS_URL", "").strip(),
             hours=get("HAVEN_HOURS", "").strip() or "24/7",
             retention_days=_int(env_map, "HAVEN_RETENTION_DAYS", 90, minimum=1),
+            audit_retention_days=_int(env_map, "HAVEN_AUDIT_RETENTION_DAYS", 365, minimum=1),
+            metrics_token=get("HAVEN_METRICS_TOKEN", "").strip(),
             log_format=log_format,
             log_level=get("HAVEN_LOG_LEVEL", "info").strip().lower() or "info",
             nudge_after=_int(env_map, "HAVEN_NUDGE_AFTER", 600, minimum=1),

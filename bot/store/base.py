@@ -199,7 +199,9 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def purge_conversation(self, conversation_id: int) -> None:
         """Quick exit: erase the stored content (message bodies, location, answers,
-        signals, notes) but keep the row so the advocate sees that it ended."""
+        signals, notes) and what the row says about it (labels, priority, team,
+        disposition, timers), keeping only that a conversation existed and ended, so the
+        advocate sees that it ended."""
 
     @abc.abstractmethod
     async def list_conversations(
@@ -350,6 +352,31 @@ class Tx(abc.ABC):
         """Retention: delete ended conversations (and their messages, notes, replies)
         whose last activity is before cutoff, and texters left with nothing. Returns how
         many conversations were removed."""
+
+    @abc.abstractmethod
+    async def purge_audit_before(self, cutoff: datetime) -> int:
+        """Audit retention: delete audit rows written before cutoff; returns how many."""
+
+    # -- keys ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_key_check(self) -> str | None:
+        """The key check recorded with the data (bot.crypto.Crypto.key_check), if any."""
+
+    @abc.abstractmethod
+    async def set_key_check(self, value: str | None, now: datetime) -> None:
+        """Record which key the data is under (None forgets it)."""
+
+    @abc.abstractmethod
+    async def sample_ciphertext(self) -> bytes | None:
+        """One encrypted field, to judge a key against data with no key check yet."""
+
+    @abc.abstractmethod
+    async def rekey_rows(
+        self, table: str, after: Any, limit: int, previous: Sequence[Any]
+    ) -> tuple[Any, int, int]:
+        """Re-encrypt (and for texters re-hash) up to `limit` rows of `table` after key
+        `after` under this transaction's key, reading with `previous` (Crypto objects).
+        Rows already under this key are left alone. Returns (last key, changed, seen)."""
 
     @abc.abstractmethod
     async def stats(self) -> dict[str, int]:

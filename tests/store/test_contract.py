@@ -1100,8 +1100,10 @@ async def test_migrate_brings_a_database_at_0003_up_to_alarms(
     new = backend.make()
     await new.open()
     try:
-        assert await new.pending_migrations() == [4]
-        assert await new.migrate() == [4]
+        later = [m.number for m in load_migrations(dialect)[3:]]  # 0004 and any after it
+        assert later[0] == 4
+        assert await new.pending_migrations() == later
+        assert await new.migrate() == later
         async with new.transaction() as tx:
             assert await tx.raise_alarm(c.id, "unclaimed_p1", NOW) is True
             assert await tx.list_alarms() == [Alarm(c.id, "unclaimed_p1", NOW, None)]
