@@ -64,6 +64,11 @@ def backoff_delay(
     return half + (rng or random).uniform(0, half)
 
 
+def _log_failure(task: asyncio.Task[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("redaction_pass_failed", error=type(task.exception()).__name__)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -127,7 +132,37 @@ class OutboxWorker:
         for result in results:
             if isinstance(result, BaseException):
                 self._record_failed(result)
+        await self.redact_due(now)
         return sum(len(group) for group in groups)
+
+    async def redact_due(self, now: datetime) -> int:
+        """Ask Twilio to blank the bodies it keeps for erased conversations' messages (quick
+        exit, DELETE, retention); failures are retried with backoff, up to max_attempts.
+        Redacting twice is harmless, so an unknown outcome is simply retried."""
+        async with self.store.transaction() as tx:
+            due = await tx.claim_redactions(now, limit=self.batch)
+        for sid, attempts in due:
+            try:
+                await self.sender.redact(sid)
+            except Exception as exc:
+                error = exc if isinstance(exc, SendError) else classify(exc)
+                retry_at = None
+                if attempts < self.max_attempts:
+                    delay = backoff_delay(attempts, self.base_delay, self.max_delay, self._rng)
+                    retry_at = now + timedelta(seconds=delay)
+                async with self.store.transaction() as tx:
+                    await tx.finish_redaction(sid, False, now, retry_at)
+                metrics.OUTBOUND_RESULTS.labels(
+                    "redaction_retry" if retry_at else "redaction_failed"
+                ).inc()
+                log.warning(
+                    "redaction_failed", code=error.code, attempt=attempts, retry=bool(retry_at)
+                )
+                continue
+            async with self.store.transaction() as tx:
+                await tx.finish_redaction(sid, True, now)
+            metrics.OUTBOUND_RESULTS.labels("redacted").inc()
+        return len(due)
 
     async def _claim(self, now: datetime, limit: int) -> list[list[OutboxItem]]:
         """Fail stale 'sending' items; claim up to `limit` due ones, marked 'sending'.
@@ -301,8 +336,13 @@ class OutboxWorker:
                 self._record_failed(exc)
             self._wake.set()  # room for more, and the conversation's next text may be due
 
+        redacting: asyncio.Task[int] | None = None
         while not stop.is_set():
             self._wake.clear()
+            if redacting is None or redacting.done():
+                # In a task of its own: a slow redaction never holds up a text.
+                redacting = asyncio.create_task(self.redact_due(self._clock()))
+                redacting.add_done_callback(_log_failure)
             room = self.concurrency - len(in_flight)
             claimed = 0
             if room > 0:
@@ -322,7 +362,9 @@ class OutboxWorker:
                 continue  # more may be due right now
             await self._sleep(stop)
         # Let sends already made finish and be recorded (each is bounded by its timeout).
-        await asyncio.gather(*in_flight, return_exceptions=True)
+        await asyncio.gather(
+            *in_flight, *([redacting] if redacting else []), return_exceptions=True
+        )
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]

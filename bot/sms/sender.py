@@ -68,6 +68,11 @@ class Sender(Protocol):
         """Send one SMS; return the provider message SID. Raises SendError."""
         ...
 
+    async def redact(self, sid: str) -> None:
+        """Blank the body the provider keeps for message `sid` (erasure). Done also when
+        the provider has no such message. Raises SendError."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -90,6 +95,9 @@ class ConsoleSender:
         if len(self.sent) > self._keep:
             del self.sent[: len(self.sent) - self._keep]
         return f"SMconsole{uuid.uuid4().hex}"
+
+    async def redact(self, sid: str) -> None:
+        return None  # nothing left the machine
 
     async def close(self) -> None:
         return None
@@ -178,6 +186,18 @@ class TwilioSender:
             raise SendError(True, "no_sid")
         return str(sid)
 
+    async def redact(self, sid: str) -> None:
+        """Twilio's message redaction: POST Body="" to the message resource."""
+        client = self._get_client()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await client.messages(sid).update_async(body="")
+        except Exception as exc:
+            error = classify(exc)
+            if error.code == "20404" or error.status == 404:
+                return  # Twilio keeps nothing under this SID: nothing to redact
+            raise error from None
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
@@ -208,6 +228,9 @@ class FictionAwareSender:
     async def send(self, to: str, body: str, status_callback: str | None) -> str:
         target = self.console if is_fictional(to) else self.real
         return await target.send(to, body, status_callback)
+
+    async def redact(self, sid: str) -> None:
+        await self.real.redact(sid)
 
     async def close(self) -> None:
         await self.real.close()

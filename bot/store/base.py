@@ -280,6 +280,19 @@ class Tx(abc.ABC):
         failed, never resent: Twilio has no idempotency key (at most once). The caller marks
         their messages (the outbox: 'uncertain')."""
 
+    @abc.abstractmethod
+    async def claim_redactions(self, now: datetime, limit: int = 20) -> list[tuple[str, int]]:
+        """(message SID, attempts including this one) due for redaction at Twilio (recorded
+        when a quick exit, DELETE or retention erased their messages), marked 'sending' so
+        one worker takes each."""
+
+    @abc.abstractmethod
+    async def finish_redaction(
+        self, provider_sid: str, done: bool, now: datetime, retry_at: datetime | None = None
+    ) -> None:
+        """Done: forget the SID. Not done: pending again at `retry_at`, or 'failed' (kept,
+        for an operator) without one."""
+
     # -- accounts --------------------------------------------------------------------------
     @abc.abstractmethod
     async def add_user(
