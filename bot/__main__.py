@@ -1,5 +1,5 @@
 """python -m bot <command>: serve (default), migrate, chat, triage, users, purge, stats,
-flow-diagram, resources."""
+flow-diagram, resources, rekey."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ async def opened_store(settings: Settings, migrate: bool = True) -> AsyncIterato
             await store.migrate()
         elif pending := await store.pending_migrations():
             raise SettingsError(f"migrations {pending} are pending: run `python -m bot migrate`")
+        from bot.rekey import check_key
+
+        await check_key(store, settings)  # a wrong key is refused here as at `serve`
         yield store
     finally:
         await store.close()
@@ -51,16 +54,29 @@ def cmd_serve(settings: Settings) -> int:
         database="sqlite" if settings.sqlite_path else "postgresql",
         twilio=settings.twilio_enabled,
     )
+    from bot.app import preflight, startup_error_line
     from bot.resources import geo
     from bot.triage import warm
 
-    # Lexicon, model, patterns and ZIP centroids load lazily; load them all before the
-    # first texter, so no webhook pays for them.
-    warm()
-    geo.warm()
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
-    )
+    try:
+        # Everything that can stop start-up is checked first, in seconds, before the slow
+        # part (compiling the lexicon) and before listening.
+        asyncio.run(preflight(settings))
+        # Lexicon, model, patterns and ZIP centroids load lazily; load them all before the
+        # first texter, so no webhook pays for them.
+        warm()
+        geo.warm()
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            print=None,
+        )
+    except Exception as exc:
+        # Rule for operators: one clear line and a non-zero exit, never a traceback/hang.
+        print(f"error: {startup_error_line(exc, settings)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -125,7 +141,10 @@ async def cmd_purge(settings: Settings) -> int:
 
     async with opened_store(settings) as store, store.transaction() as tx:
         removed = await tx.purge_before(utcnow() - timedelta(days=settings.retention_days))
-    print(json.dumps({"conversations_removed": removed}))
+        audit = await tx.purge_audit_before(
+            utcnow() - timedelta(days=settings.audit_retention_days)
+        )
+    print(json.dumps({"conversations_removed": removed, "audit_removed": audit}))
     return 0
 
 
@@ -157,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.resources.cli import add_parser as add_resources_parser
 
     add_resources_parser(sub)
+    rekey = sub.add_parser(
+        "rekey", help="move stored data from HAVEN_PREVIOUS_SECRET_KEYS to HAVEN_SECRET_KEY"
+    )
+    rekey.add_argument("--batch", type=int, default=500, help="rows per transaction")
     return parser
 
 
@@ -174,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = Settings.from_env()
-        quiet = command in ("chat", "stats", "migrate", "purge", "users")
+        quiet = command in ("chat", "stats", "migrate", "purge", "users", "rekey")
         logs.configure(settings.log_format, "warning" if quiet else settings.log_level)
         if command == "serve":
             return cmd_serve(settings)
@@ -195,9 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.resources.cli import run as run_resources
 
             return asyncio.run(run_resources(args, settings, opened_store, sys.stdout))
+        if command == "rekey":
+            from bot.rekey import rekey
+
+            print(json.dumps(asyncio.run(rekey(settings, batch=max(1, args.batch)))))
+            return 0
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # e.g. bot.rekey.KeyRefused: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 2
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hmac
+import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,15 +22,17 @@ from bot.engine import Engine, utcnow
 from bot.events import CHANNEL, Events
 from bot.keys import CRYPTO, ENGINE, EVENTS, SENDER, SETTINGS, STORE
 from bot.logs import get_logger
-from bot.settings import Settings
+from bot.rekey import KeyRefused, check_key
+from bot.settings import Settings, SettingsError
 from bot.sms import handlers
 from bot.sms.outbox import OutboxWorker
 from bot.sms.sender import make_sender
-from bot.store import open_store
+from bot.store import Store, open_store
 
 log = get_logger("haven.app")
 WORKER = web.AppKey("worker", OutboxWorker)
 RETENTION_EVERY = timedelta(hours=1)
+STARTUP_TIMEOUT = 5.0  # seconds to reach the database at start-up
 
 
 @web.middleware
@@ -58,19 +64,71 @@ async def request_context(
         )
 
 
+class StartupError(RuntimeError):
+    """Serving cannot start; the message is the one line the operator is shown."""
+
+
+async def open_checked(settings: Settings, crypto: Crypto) -> Store:
+    """Open the store within STARTUP_TIMEOUT and check its schema (applying pending
+    migrations outside production); closed again on any failure."""
+    store = open_store(settings, crypto)
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            await store.open()
+            pending = await store.pending_migrations()
+            if pending and settings.production:
+                raise StartupError(f"migrations {pending} are pending: run `python -m bot migrate`")
+            if pending:
+                applied = await store.migrate()
+                log.info("migrations_applied", migrations=applied)
+            try:
+                await check_key(store, settings)
+            except KeyRefused as exc:
+                raise StartupError(str(exc)) from None
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+async def preflight(settings: Settings) -> None:
+    """What `serve` checks before it warms up and listens: the database opens, its schema is
+    current (or migrated, outside production), and the port is free. Raises on the first
+    problem (see startup_error_line)."""
+    store = await open_checked(settings, Crypto(settings.secret_key))
+    await store.close()
+    with socket.socket() as probe:
+        # The same options aiohttp's server uses, so a free port here is free there.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((settings.host, settings.port))
+
+
+def startup_error_line(exc: BaseException, settings: Settings) -> str:
+    """One clear line for an error that stopped start-up (no traceback, no secrets: a
+    database URL's password is never repeated)."""
+    where = f"the SQLite file {settings.sqlite_path}" if settings.sqlite_path else "PostgreSQL"
+    if isinstance(exc, StartupError | SettingsError):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return f"{where} did not answer within {STARTUP_TIMEOUT:.0f} s (check DATABASE_URL)"
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"cannot use {where}: {exc} (is it a Haven database, writable by this user?)"
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {settings.host}:{settings.port}: the port is in use (PORT)"
+    if isinstance(exc, OSError) and not settings.sqlite_path:
+        return f"cannot reach PostgreSQL (check DATABASE_URL): {exc.strerror or exc}"
+    if type(exc).__module__.startswith("asyncpg"):
+        return f"PostgreSQL refused: {type(exc).__name__} (check DATABASE_URL)"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({exc.filename or 'network'})"
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def resources(app: web.Application) -> AsyncIterator[None]:
     """Open the store, check its schema, build the engine; close all on shutdown."""
     settings = app[SETTINGS]
     crypto = Crypto(settings.secret_key)
-    store = open_store(settings, crypto)
-    await store.open()
-    pending = await store.pending_migrations()
-    if pending and settings.production:
-        await store.close()
-        raise RuntimeError(f"migrations {pending} are pending: run `python -m bot migrate`")
-    if pending:
-        applied = await store.migrate()
-        log.info("migrations_applied", migrations=applied)
+    store = await open_checked(settings, crypto)
     events = Events()
     sender = make_sender(settings)
     worker = OutboxWorker(store, sender, settings, events)
@@ -105,8 +163,13 @@ async def background(app: web.Application) -> AsyncIterator[None]:
                         removed = await tx.purge_before(
                             now - timedelta(days=settings.retention_days)
                         )
+                        audit = await tx.purge_audit_before(
+                            now - timedelta(days=settings.audit_retention_days)
+                        )
                     last_retention = now
-                    log.info("retention_applied", conversations_removed=removed)
+                    log.info(
+                        "retention_applied", conversations_removed=removed, audit_removed=audit
+                    )
             except Exception:
                 log.exception("ticker_failed")
             with contextlib.suppress(TimeoutError):
@@ -138,6 +201,17 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def guarded_metrics(request: web.Request) -> web.StreamResponse:
+    """/metrics, behind a bearer token when HAVEN_METRICS_TOKEN is set (label counts say
+    something about who texts in)."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+    return await probes.metrics(request)
+
+
 def create_app(settings: Settings, *, run_background: bool = True) -> web.Application:
     if not settings.secret_key:
         raise ValueError("settings.secret_key is required (see bot.settings.ensure_secret_key)")
@@ -150,7 +224,7 @@ def create_app(settings: Settings, *, run_background: bool = True) -> web.Applic
     app.router.add_post("/twilio/status", handlers.delivery_status)
     app.router.add_get("/healthz", probes.healthz)
     app.router.add_get("/readyz", probes.readyz)
-    app.router.add_get("/metrics", probes.metrics)
+    app.router.add_get("/metrics", guarded_metrics)
     try:
         from bot.dashboard import setup_dashboard
     except ImportError:  # the dashboard package is optional while it is being built

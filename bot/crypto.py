@@ -58,6 +58,12 @@ class Crypto:
         """Keyed hash for look-ups (phone numbers in E.164)."""
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()
 
+    def key_check(self) -> str:
+        """A value that names this key without revealing it (a keyed hash of a constant no
+        phone number can equal): stored with the data so start-up knows which key it is
+        under."""
+        return self.lookup_hash("\0haven:key-check")
+
     def session_secret(self) -> bytes:
         """32 bytes for aiohttp-session's EncryptedCookieStorage (Fernet key material)."""
         return base64.urlsafe_b64encode(self.session_key)

@@ -18,6 +18,19 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message says which and why."""
 
 
+def _float(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
+    return value
+
+
 def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -38,6 +51,8 @@ class Settings:
     port: int = 8080
     database_url: str = "sqlite:///haven.db"
     secret_key: str = ""
+    # HAVEN_PREVIOUS_SECRET_KEYS: keys data may still be under, for `python -m bot rekey`.
+    previous_secret_keys: tuple[str, ...] = ()
     public_url: str = "http://127.0.0.1:8080"
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -45,6 +60,10 @@ class Settings:
     twilio_messaging_service_sid: str = ""
     # Twilio REST base URL; tests point it at a local fake Twilio server.
     twilio_api_base: str = ""
+    # Seconds one Twilio request may take; past it the outcome is unknown (never resent).
+    twilio_timeout: float = 10.0
+    # Texts in flight at once, across conversations (one conversation's go in order).
+    outbox_concurrency: int = 8
     org_name: str = "Haven"
     # Whether texts may name domestic violence or trafficking (rule 3: off by default).
     name_services: bool = False
@@ -52,6 +71,10 @@ class Settings:
     # HAVEN_HOURS: "24/7" or e.g. "mon-fri 09:00-17:00; sat 10:00-14:00 America/Chicago".
     hours: str = "24/7"
     retention_days: int = 90
+    # Audit rows (who viewed what) are kept this long, then deleted.
+    audit_retention_days: int = 365
+    # HAVEN_METRICS_TOKEN: when set, /metrics answers only to "Authorization: Bearer <it>".
+    metrics_token: str = ""
     log_format: str = "auto"  # console | json | auto (console on a terminal)
     log_level: str = "info"
     # Timers (seconds). DESIGN.md section 4.
@@ -111,9 +134,18 @@ class Settings:
             raise SettingsError("HAVEN_SECRET_KEY must be at least 32 characters")
         if env == "production" and not secret_key:
             raise SettingsError("HAVEN_SECRET_KEY is required when HAVEN_ENV=production")
+        previous = tuple(
+            k.strip() for k in get("HAVEN_PREVIOUS_SECRET_KEYS", "").split(",") if k.strip()
+        )
+        if any(len(k) < 32 for k in previous):
+            raise SettingsError("each of HAVEN_PREVIOUS_SECRET_KEYS must be at least 32 characters")
         token = get("TWILIO_AUTH_TOKEN", "").strip()
         if env == "production" and not token:
             raise SettingsError("TWILIO_AUTH_TOKEN is required when HAVEN_ENV=production")
+        account_sid = get("TWILIO_ACCOUNT_SID", "").strip()
+        from_number = get("TWILIO_FROM_NUMBER", "").strip()
+        service_sid = get("TWILIO_MESSAGING_SERVICE_SID", "").strip()
+        _check_sender(env, account_sid, token, from_number, service_sid)
         public_url = (get("HAVEN_PUBLIC_URL", "").strip() or f"http://{host}:{port}").rstrip("/")
         log_format = get("HAVEN_LOG_FORMAT", "auto").strip().lower() or "auto"
         if log_format not in ("console", "json", "auto"):
@@ -136,17 +168,22 @@ class Settings:
             port=port,
             database_url=database_url,
             secret_key=secret_key,
+            previous_secret_keys=previous,
             public_url=public_url,
-            twilio_account_sid=get("TWILIO_ACCOUNT_SID", "").strip(),
+            twilio_account_sid=account_sid,
             twilio_auth_token=token,
-            twilio_from_number=get("TWILIO_FROM_NUMBER", "").strip(),
-            twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID", "").strip(),
+            twilio_from_number=from_number,
+            twilio_messaging_service_sid=service_sid,
             twilio_api_base=get("TWILIO_API_BASE", "").strip().rstrip("/"),
+            twilio_timeout=_float(env_map, "HAVEN_TWILIO_TIMEOUT", 10.0, minimum=0.1),
+            outbox_concurrency=_int(env_map, "HAVEN_OUTBOX_CONCURRENCY", 8, minimum=1),
             org_name=get("HAVEN_ORG_NAME", "").strip() or "Haven",
             name_services=get("HAVEN_NAME_SERVICES", "").strip().lower() in ("1", "true", "yes"),
             terms_url=get("HAVEN_TERMS_URL", "").strip(),
             hours=get("HAVEN_HOURS", "").strip() or "24/7",
             retention_days=_int(env_map, "HAVEN_RETENTION_DAYS", 90, minimum=1),
+            audit_retention_days=_int(env_map, "HAVEN_AUDIT_RETENTION_DAYS", 365, minimum=1),
+            metrics_token=get("HAVEN_METRICS_TOKEN", "").strip(),
             log_format=log_format,
             log_level=get("HAVEN_LOG_LEVEL", "info").strip().lower() or "info",
             nudge_after=_int(env_map, "HAVEN_NUDGE_AFTER", 600, minimum=1),
@@ -165,6 +202,31 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"HAVEN_HOURS: {exc}") from None
         return settings
+
+
+def _check_sender(env: str, sid: str, token: str, from_number: str, service_sid: str) -> None:
+    """Refuse a Twilio set-up that would silently not text: production without a full
+    account (replies would show "sent" on the console sender), or an account anywhere with
+    no number to text from."""
+    if from_number and not is_e164(from_number):
+        raise SettingsError("TWILIO_FROM_NUMBER must be an E.164 number like +15551234567")
+    has_from = bool(from_number or service_sid)
+    if env == "production" and not (sid and token and has_from):
+        missing = [
+            name
+            for name, value in (("TWILIO_ACCOUNT_SID", sid), ("TWILIO_AUTH_TOKEN", token))
+            if not value
+        ]
+        if not has_from:
+            missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        raise SettingsError(
+            "HAVEN_ENV=production needs a real Twilio sender; missing: " + ", ".join(missing)
+        )
+    if sid and token and not has_from:
+        raise SettingsError(
+            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set but neither TWILIO_FROM_NUMBER"
+            " nor TWILIO_MESSAGING_SERVICE_SID: Haven would have no number to text from"
+        )
 
 
 def ensure_secret_key(settings: Settings) -> tuple[Settings, bool]:

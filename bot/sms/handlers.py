@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -17,6 +20,8 @@ from bot.sms.webhook import BadRequest, parse_inbound, signature_valid, twiml
 log = get_logger("haven.sms")
 
 TWIML = "text/xml"
+_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+_ERROR_CODE = re.compile(r"^[0-9]{0,8}$")
 Handler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResponse]]
 
 
@@ -26,8 +31,7 @@ def signed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
 
     async def check(request: web.Request) -> web.StreamResponse:
         settings = request.app[SETTINGS]
-        form = await request.post()
-        params = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        params = await read_form(request)
         if settings.twilio_auth_token or settings.production:
             url = settings.public_url + request.path_qs
             if not signature_valid(
@@ -39,6 +43,31 @@ def signed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
         return await handler(request, params)
 
     return check
+
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FIELDS = 200  # Twilio sends a few dozen
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """Twilio's form fields, decoded strictly. Anything that is not a form in a known
+    charset, or whose bytes are not text in it, is a 400 before any other check (never an
+    unauthenticated 500). Repeated fields: the last wins, as in the signature check."""
+    if request.content_type != FORM:
+        metrics.WEBHOOK_REJECTED.labels("malformed").inc()
+        raise web.HTTPBadRequest(text="expected an application/x-www-form-urlencoded form")
+    charset = request.charset or "utf-8"
+    try:
+        codecs.lookup(charset)
+        text = (await request.read()).decode(charset)
+        pairs = parse_qsl(
+            text, keep_blank_values=True, encoding=charset, errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )  # fmt: skip
+    except (LookupError, UnicodeError, ValueError):
+        metrics.WEBHOOK_REJECTED.labels("malformed").inc()
+        raise web.HTTPBadRequest(text="the form is not readable text") from None
+    return dict(pairs)
 
 
 @signed
@@ -63,8 +92,11 @@ async def inbound_sms(request: web.Request, params: Mapping[str, str]) -> web.St
 async def delivery_status(request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
     sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
-    if not sid or status not in CALLBACK_STATUSES:
+    if not _SID.match(sid) or status not in CALLBACK_STATUSES:
         raise web.HTTPBadRequest(text="MessageSid and a known MessageStatus are required")
+    if not _ERROR_CODE.match(params.get("ErrorCode") or ""):
+        # Bounded before it is stored or logged: Twilio's codes are short numbers.
+        raise web.HTTPBadRequest(text="ErrorCode must be a number")
     if status in INBOUND_STATUSES:
         # Twilio reports our own inbound messages this way: nothing of ours to update.
         return web.Response(text=twiml([]), content_type=TWIML)

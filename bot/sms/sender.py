@@ -1,8 +1,10 @@
 """Outbound SMS senders: Twilio through its SDK's async client, or the console with no account.
 
 A sender makes one attempt and says how it went: a provider message SID, or a SendError that
-is either transient (worth retrying later) or permanent (resending the same request gets the
-same answer). Retrying, backoff and "sent once" live in bot.sms.outbox, not here.
+is transient (Twilio did not take it: worth retrying later), permanent (resending the same
+request gets the same answer) or uncertain (the request may have reached Twilio but no answer
+came: a timeout, a connection dropped after sending; resending could double the text).
+Retrying, backoff and "sent once" live in bot.sms.outbox, not here.
 
 Rule 4: nothing here logs a phone number or a message body. Twilio's error *messages* often
 quote the number, so only the numeric code and HTTP status ever leave this module.
@@ -40,14 +42,23 @@ PERMANENT_CODES: dict[str, str] = {
 
 
 class SendError(Exception):
-    """One attempt to send failed. `permanent` says whether retrying can help; `code` is the
-    Twilio error code (e.g. "21610"), or "http_<status>", "network" or "timeout"."""
+    """One attempt to send failed. `permanent` says whether retrying can help; `uncertain`
+    that Twilio may have accepted it (never resend); `code` is the Twilio error code (e.g.
+    "21610"), or "http_<status>", "network", "timeout" or "disconnected"."""
 
-    def __init__(self, permanent: bool, code: str | None, status: int | None = None) -> None:
-        kind = "permanent" if permanent else "transient"
+    def __init__(
+        self,
+        permanent: bool,
+        code: str | None,
+        status: int | None = None,
+        *,
+        uncertain: bool = False,
+    ) -> None:
+        kind = "uncertain" if uncertain else "permanent" if permanent else "transient"
         # Deliberately no provider message text: it can contain the phone number.
         super().__init__(f"{kind} send error code={code} http_status={status}")
         self.permanent = permanent
+        self.uncertain = uncertain
         self.code = code
         self.status = status
 
@@ -55,6 +66,11 @@ class SendError(Exception):
 class Sender(Protocol):
     async def send(self, to: str, body: str, status_callback: str | None) -> str:
         """Send one SMS; return the provider message SID. Raises SendError."""
+        ...
+
+    async def redact(self, sid: str) -> None:
+        """Blank the body the provider keeps for message `sid` (erasure). Done also when
+        the provider has no such message. Raises SendError."""
         ...
 
     async def close(self) -> None: ...
@@ -80,6 +96,9 @@ class ConsoleSender:
             del self.sent[: len(self.sent) - self._keep]
         return f"SMconsole{uuid.uuid4().hex}"
 
+    async def redact(self, sid: str) -> None:
+        return None  # nothing left the machine
+
     async def close(self) -> None:
         return None
 
@@ -95,9 +114,13 @@ def classify(exc: BaseException) -> SendError:
         transient = status is None or status == 429 or status >= 500
         return SendError(not transient, code, status)
     if isinstance(exc, asyncio.TimeoutError):
-        return SendError(False, "timeout")
+        # The request may have been sent and accepted; only its answer is missing.
+        return SendError(False, "timeout", uncertain=True)
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+        return SendError(False, "network")  # never connected: nothing reached Twilio
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return SendError(False, "network")
+        # Connected, then lost (reset, server disconnected, a cut-off answer): unknown.
+        return SendError(False, "disconnected", uncertain=True)
     # Anything else (e.g. an unparsable 2xx body) means we cannot know whether Twilio
     # accepted it; permanent, so the outbox shows it failed rather than risking a double.
     return SendError(True, "unknown")
@@ -110,7 +133,7 @@ class TwilioSender:
     made outside a running event loop (e.g. in create_app) and closed in cleanup.
     """
 
-    def __init__(self, settings: Settings, timeout: float = 15.0) -> None:
+    def __init__(self, settings: Settings, timeout: float | None = None) -> None:
         if not settings.twilio_enabled:
             raise ValueError("TwilioSender needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
@@ -118,7 +141,7 @@ class TwilioSender:
                 "TwilioSender needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"
             )
         self._settings = settings
-        self._timeout = timeout
+        self._timeout = settings.twilio_timeout if timeout is None else timeout
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
 
@@ -163,6 +186,18 @@ class TwilioSender:
             raise SendError(True, "no_sid")
         return str(sid)
 
+    async def redact(self, sid: str) -> None:
+        """Twilio's message redaction: POST Body="" to the message resource."""
+        client = self._get_client()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await client.messages(sid).update_async(body="")
+        except Exception as exc:
+            error = classify(exc)
+            if error.code == "20404" or error.status == 404:
+                return  # Twilio keeps nothing under this SID: nothing to redact
+            raise error from None
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
@@ -194,6 +229,9 @@ class FictionAwareSender:
         target = self.console if is_fictional(to) else self.real
         return await target.send(to, body, status_callback)
 
+    async def redact(self, sid: str) -> None:
+        await self.real.redact(sid)
+
     async def close(self) -> None:
         await self.real.close()
         await self.console.close()
@@ -201,7 +239,9 @@ class FictionAwareSender:
 
 def make_sender(settings: Settings) -> Sender:
     """Twilio when an account is configured (fictional numbers still to the console), else
-    the console sender."""
+    the console sender (never in production: texts would show as sent and go nowhere)."""
     if settings.twilio_enabled:
         return FictionAwareSender(TwilioSender(settings), ConsoleSender())
+    if settings.production:
+        raise ValueError("production needs a real Twilio sender, not the console")
     return ConsoleSender()

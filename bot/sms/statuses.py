@@ -21,6 +21,9 @@ ALIASES: dict[str, str] = {
     "read": "delivered",
     "canceled": "failed",
 }
+# Haven's own final status for a text whose send had an unknown outcome (a timeout, a
+# connection lost after sending): it may have arrived, it is never resent, staff see it.
+UNCERTAIN = "uncertain"
 # How Twilio reports an inbound message in a status callback (nothing of ours to update).
 INBOUND_STATUSES = frozenset({"receiving", "received"})
 # Every status a callback may carry.

@@ -230,7 +230,9 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def purge_conversation(self, conversation_id: int) -> None:
         """Quick exit: erase the stored content (message bodies, location, answers,
-        signals, notes) but keep the row so the advocate sees that it ended."""
+        signals, notes) and what the row says about it (labels, priority, team,
+        disposition, timers), keeping only that a conversation existed and ended, so the
+        advocate sees that it ended."""
 
     @abc.abstractmethod
     async def list_conversations(
@@ -306,7 +308,21 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def fail_stale_outbox(self, before: datetime, now: datetime) -> list[OutboxItem]:
         """Items left 'sending' since before `before` (a process died mid-send) are marked
-        failed, visibly, never resent: Twilio has no idempotency key (at most once)."""
+        failed, never resent: Twilio has no idempotency key (at most once). The caller marks
+        their messages (the outbox: 'uncertain')."""
+
+    @abc.abstractmethod
+    async def claim_redactions(self, now: datetime, limit: int = 20) -> list[tuple[str, int]]:
+        """(message SID, attempts including this one) due for redaction at Twilio (recorded
+        when a quick exit, DELETE or retention erased their messages), marked 'sending' so
+        one worker takes each."""
+
+    @abc.abstractmethod
+    async def finish_redaction(
+        self, provider_sid: str, done: bool, now: datetime, retry_at: datetime | None = None
+    ) -> None:
+        """Done: forget the SID. Not done: pending again at `retry_at`, or 'failed' (kept,
+        for an operator) without one."""
 
     # -- accounts --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -414,6 +430,31 @@ class Tx(abc.ABC):
         many conversations were removed."""
 
     @abc.abstractmethod
+    async def purge_audit_before(self, cutoff: datetime) -> int:
+        """Audit retention: delete audit rows written before cutoff; returns how many."""
+
+    # -- keys ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_key_check(self) -> str | None:
+        """The key check recorded with the data (bot.crypto.Crypto.key_check), if any."""
+
+    @abc.abstractmethod
+    async def set_key_check(self, value: str | None, now: datetime) -> None:
+        """Record which key the data is under (None forgets it)."""
+
+    @abc.abstractmethod
+    async def sample_ciphertext(self) -> bytes | None:
+        """One encrypted field, to judge a key against data with no key check yet."""
+
+    @abc.abstractmethod
+    async def rekey_rows(
+        self, table: str, after: Any, limit: int, previous: Sequence[Any]
+    ) -> tuple[Any, int, int]:
+        """Re-encrypt (and for texters re-hash) up to `limit` rows of `table` after key
+        `after` under this transaction's key, reading with `previous` (Crypto objects).
+        Rows already under this key are left alone. Returns (last key, changed, seen)."""
+
+    @abc.abstractmethod
     async def stats(self) -> dict[str, int]:
         """Counts only: messages_in, messages_out, texters, conversations, queued,
         with_advocate, users, referrals."""
@@ -421,6 +462,10 @@ class Tx(abc.ABC):
 
 class Store(abc.ABC):
     """A database. Open once per process (in the app's cleanup_ctx); share everywhere."""
+
+    # True when only one process uses the database (SQLite): whatever a transaction finds
+    # half-done at start-up was left by a process that is gone.
+    single_process: bool = False
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -8,6 +8,8 @@ so the per-texter serialisation contract reads the same as PostgreSQL's advisory
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -59,6 +61,19 @@ def _integrity(exc: sqlite3.IntegrityError) -> Exception:
     return Conflict(str(exc))
 
 
+def _private_file(path: str) -> None:
+    """Create the database file readable by its owner only (SQLite gives the -wal and -shm
+    files the database file's mode), and tighten one an older Haven created 0644."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        with contextlib.suppress(OSError):  # not ours to change (e.g. read-only): leave it
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+    else:
+        os.close(fd)
+
+
 class _KeyLock:
     __slots__ = ("lock", "users")
 
@@ -81,6 +96,8 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
 
 
 class SqliteStore(Store):
+    single_process = True
+
     def __init__(self, path: str, crypto: Crypto) -> None:
         self.path = path
         self._crypto = crypto
@@ -96,12 +113,19 @@ class SqliteStore(Store):
                 f"Haven needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (RETURNING);"
                 f" this Python has {sqlite3.sqlite_version}: use PostgreSQL or a newer Python"
             )
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            _private_file(self.path)
         conn = await aiosqlite.connect(self.path, isolation_level=None)  # we say BEGIN
-        conn.row_factory = aiosqlite.Row
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        if self.path != ":memory:":
-            await conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                await conn.execute("PRAGMA journal_mode = WAL")
+        except BaseException:
+            # aiosqlite's thread would otherwise keep the process alive after the error.
+            await conn.close()
+            raise
         self._conn = conn
 
     async def close(self) -> None:

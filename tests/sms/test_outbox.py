@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -331,14 +331,14 @@ async def test_item_left_sending_by_a_dead_worker_is_never_resent(
     assert await w.run_once(LATER) == 0
     assert await w.run_once(LATER + timedelta(days=1)) == 0
     assert fake_twilio.requests == []
-    assert (await message(store, conv, mid)).status in ("sending", "failed")
+    assert (await message(store, conv, mid)).status in ("sending", "uncertain")
 
 
-async def test_interrupted_send_is_shown_failed_after_the_timeout(
+async def test_interrupted_send_is_shown_uncertain_after_the_timeout(
     store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
-    """A text left 'sending' longer than sending_timeout becomes visibly failed with code
-    'interrupted' (and a status event), rather than sitting in 'sending' for ever."""
+    """A text left 'sending' longer than sending_timeout becomes visibly 'uncertain' with
+    code 'interrupted' (and a status event), rather than sitting in 'sending' for ever."""
     conv = await new_conversation(store)
     mid = await _die_mid_send(store, conv)
     events = Events()
@@ -349,6 +349,145 @@ async def test_interrupted_send_is_shown_failed_after_the_timeout(
         await w.run_once(NOW + timedelta(seconds=600))
         event = queue.get_nowait()
     got = await message(store, conv, mid)
-    assert (got.status, got.error_code) == ("failed", "interrupted")
-    assert event.data == {"conversation_id": conv, "message_id": mid, "status": "failed"}
+    assert (got.status, got.error_code) == ("uncertain", "interrupted")
+    assert event.data == {"conversation_id": conv, "message_id": mid, "status": "uncertain"}
     assert fake_twilio.requests == []
+
+
+# -- unknown outcome: sent once means once -----------------------------------------------
+async def test_timed_out_send_is_uncertain_and_never_resent(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """Twilio accepts the POST but answers after 30 s; the client gives up after its
+    per-request timeout. The text may have gone out, so it is marked 'uncertain' (visible to
+    the advocate, code 'timeout') and later passes never send it again: one message at
+    Twilio, however long we wait."""
+    conv = await new_conversation(store)
+    mid = await queue_text(store, conv, "did this arrive?")
+    fake_twilio.delay_next(1, 30.0)
+    events = Events()
+    sender = TwilioSender(store_settings.with_(twilio_timeout=0.5))
+    try:
+        w = worker(store, sender, store_settings, events)
+        async with events.subscribe() as queue:
+            assert await w.run_once(NOW) == 1
+            seen = [queue.get_nowait().data["status"] for _ in range(queue.qsize())]
+        for later in (LATER, LATER + timedelta(days=1)):
+            assert await w.run_once(later) == 0
+    finally:
+        await sender.close()
+    assert len(fake_twilio.requests) == 1 and len(fake_twilio.messages) == 1
+    got = await message(store, conv, mid)
+    assert (got.status, got.error_code) == ("uncertain", "timeout")
+    assert seen == ["sending", "uncertain"]
+
+
+async def test_uncertain_text_does_not_hold_the_conversations_later_texts(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """After a timed-out first text, the conversation's second text still goes out (once)."""
+    conv = await new_conversation(store)
+    first = await queue_text(store, conv, "first")
+    second = await queue_text(store, conv, "second")
+    fake_twilio.delay_next(1, 30.0)
+    sender = TwilioSender(store_settings.with_(twilio_timeout=0.5))
+    try:
+        w = worker(store, sender, store_settings)
+        await w.run_once(NOW)
+        await w.run_once(LATER)
+    finally:
+        await sender.close()
+    assert [m.form["Body"] for m in fake_twilio.messages] == ["first", "second"]
+    assert (await message(store, conv, first)).status == "uncertain"
+    assert (await message(store, conv, second)).status == "sent"
+
+
+# -- concurrency across conversations -----------------------------------------------------
+async def _until(predicate: Callable[[], bool], within: float) -> float:
+    """Seconds until predicate() holds, polling; raises TimeoutError after `within`."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return loop.time() - started
+            await asyncio.sleep(0.01)
+
+
+async def test_a_hung_send_does_not_delay_other_conversations(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """One conversation's request hangs at Twilio (answer after 30 s, client timeout 3 s).
+    Another conversation's text, queued meanwhile, is delivered at once (well under the
+    timeout), while the hung conversation's own second text waits its turn: order within one
+    conversation, concurrency across them."""
+    hung, other = "+15551230001", "+15551230002"
+    fake_twilio.delay_to(hung, 30.0)
+    conv_a = await new_conversation(store, hung)
+    conv_b = await new_conversation(store, other)
+    settings = store_settings.with_(tick_seconds=3600.0, twilio_timeout=3.0)
+    sender = TwilioSender(settings)
+    w = OutboxWorker(store, sender, settings)
+    bodies = lambda: [r.form["Body"] for r in fake_twilio.requests]  # noqa: E731
+    try:
+        async with w.running():
+            await queue_text(store, conv_a, "a1")
+            await queue_text(store, conv_a, "a2")
+            w.wake()
+            await _until(lambda: "a1" in bodies(), within=5)
+            await queue_text(store, conv_b, "b1")
+            w.wake()
+            waited = await _until(lambda: "b1" in bodies(), within=5)
+            assert waited < 1.5
+            assert "a2" not in bodies()  # still behind the hung a1
+            await _until(lambda: "a2" in bodies(), within=10)
+    finally:
+        await sender.close()
+    assert bodies() == ["a1", "b1", "a2"]
+    assert (await message(store, conv_b, 3)).status == "sent"
+
+
+async def test_at_most_the_configured_number_of_sends_are_in_flight(
+    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """With every request hanging, 12 conversations' texts put at most
+    outbox_concurrency (here 4) requests in flight at once."""
+    for i in range(12):
+        number = f"+1555000{i:04d}"
+        fake_twilio.delay_to(number, 30.0)
+        await queue_text(store, await new_conversation(store, number), f"t{i}")
+    settings = store_settings.with_(tick_seconds=0.05, twilio_timeout=1.0, outbox_concurrency=4)
+    sender = TwilioSender(settings)
+    try:
+        async with OutboxWorker(store, sender, settings).running():
+            await _until(lambda: len(fake_twilio.requests) >= 4, within=5)
+            await asyncio.sleep(0.5)  # several ticks: nothing more may start
+            assert len(fake_twilio.requests) == 4
+    finally:
+        await sender.close()
+
+
+# -- recovery at start-up ---------------------------------------------------------------
+async def test_text_left_sending_by_a_killed_process_is_recovered_at_start_up(
+    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """A process was killed (kill -9) mid-send 5 s before this one started. At start-up the
+    text it left 'sending' is marked 'uncertain' (code 'interrupted': it may have gone out),
+    never resent, and the conversation's later text goes out at once rather than after the
+    300 s the stale check would wait."""
+    conv = await new_conversation(store)
+    mid = await _die_mid_send(store, conv)
+    after = await queue_text(store, conv, "after the crash")
+    started = NOW + timedelta(seconds=5)
+    settings = store_settings.with_(tick_seconds=3600.0)
+    events = Events()
+    w = OutboxWorker(store, twilio, settings, events, clock=lambda: started)
+    async with events.subscribe() as queue, w.running():
+        await _until(lambda: len(fake_twilio.messages) == 1, within=5)
+        await _until(lambda: queue.qsize() >= 3, within=5)
+        seen = [queue.get_nowait().data for _ in range(queue.qsize())]
+    assert [m.form["Body"] for m in fake_twilio.requests] == ["after the crash"]
+    got = await message(store, conv, mid)
+    assert (got.status, got.error_code) == ("uncertain", "interrupted")
+    assert (await message(store, conv, after)).status == "sent"
+    assert {"conversation_id": conv, "message_id": mid, "status": "uncertain"} in seen

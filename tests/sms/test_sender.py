@@ -194,3 +194,40 @@ async def test_role_play_numbers_never_reach_twilio(
 def test_mask_number() -> None:
     """Only the last two digits survive."""
     assert mask_number("+1 (555) 123-4542") == "…42"
+
+
+async def test_a_late_answer_is_an_uncertain_outcome_not_a_transient_one(
+    fake_twilio: FakeTwilio, twilio_settings: Settings
+) -> None:
+    """Twilio accepted the text but answered after the per-request timeout (from settings):
+    the SendError says 'uncertain' (do not resend), code 'timeout', within the timeout."""
+    import time
+
+    fake_twilio.delay_next(1, 30.0)
+    sender = TwilioSender(twilio_settings.with_(twilio_timeout=0.5))
+    started = time.perf_counter()
+    try:
+        with pytest.raises(SendError) as info:
+            await sender.send(TO, "hi", CALLBACK)
+    finally:
+        await sender.close()
+    assert time.perf_counter() - started < 5
+    assert (info.value.uncertain, info.value.permanent, info.value.code) == (True, False, "timeout")
+    assert len(fake_twilio.messages) == 1
+
+
+async def test_connection_refused_is_transient_not_uncertain(
+    twilio_settings: Settings, closed_port_url: str
+) -> None:
+    """Nothing listening: the request never reached Twilio, so retrying is safe."""
+    sender = TwilioSender(twilio_settings.with_(twilio_api_base=closed_port_url))
+    try:
+        with pytest.raises(SendError) as info:
+            await sender.send(TO, "hi", CALLBACK)
+    finally:
+        await sender.close()
+    assert (info.value.uncertain, info.value.permanent, info.value.code) == (
+        False,
+        False,
+        "network",
+    )

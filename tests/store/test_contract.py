@@ -1112,7 +1112,7 @@ async def test_migrate_brings_a_database_at_0003_up_to_alarms(
     new, c = await seeded_through(backend, crypto, monkeypatch, 3)
     try:
         dialect = "sqlite" if backend.name == "sqlite" else "postgres"
-        later = [m.number for m in load_migrations(dialect)[3:]]
+        later = [m.number for m in load_migrations(dialect)[3:]]  # 0004 and any after it
         assert later[0] == 4
         assert await new.pending_migrations() == later
         assert await new.migrate() == later
@@ -1181,3 +1181,24 @@ async def test_a_cancelled_transaction_leaves_the_store_usable(store: Store) -> 
         await tx.create_texter("h-after", "+15550002222", "en", NOW)
     async with store.transaction() as tx:
         assert await tx.get_texter_by_hash("h-after") is not None
+
+
+async def test_erasure_records_sids_for_redaction_once(store: Store, crypto: Crypto) -> None:
+    """A quick exit records its messages' SIDs (not console ones) for redaction at Twilio;
+    one claimer gets each, a failed one comes back at its retry time with the attempt
+    counted, and a finished one is gone."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        await tx.add_message(Message(c.id, "in", "hi", provider_sid="SMtwilio1", created_at=NOW))
+        m = await outbound(tx, c.id)
+        assert m.id is not None
+        await tx.set_message_status(m.id, "sent", provider_sid="SMconsole123")
+        await tx.purge_conversation(c.id)
+    async with store.transaction() as tx:
+        assert await tx.claim_redactions(NOW) == [("SMtwilio1", 1)]
+        assert await tx.claim_redactions(NOW) == []
+        await tx.finish_redaction("SMtwilio1", False, NOW, NOW + timedelta(minutes=1))
+        assert await tx.claim_redactions(NOW) == []
+        assert await tx.claim_redactions(NOW + timedelta(minutes=1)) == [("SMtwilio1", 2)]
+        await tx.finish_redaction("SMtwilio1", True, NOW)
+        assert await tx.claim_redactions(NOW + timedelta(days=1)) == []

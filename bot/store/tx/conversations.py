@@ -22,6 +22,13 @@ from bot.store.tx.core import Row, SqlTxBase, check, check_language, marks
 from flows.states import ENDED_STATES, NEW, QUEUED, WITH_ADVOCATE
 
 _ENDED = sorted(ENDED_STATES)
+# What a quick exit blanks on the conversation row: beyond the content, everything that says
+# what the conversation was about (labels, how urgent, which team, how it ended). Left: that
+# it existed, its state, language, holder and times, so the advocate sees that it ended.
+_ERASED = (
+    "private_enc = NULL, labels = '[]', priority = 4, team = NULL, disposition = NULL,"
+    " transfer_to = NULL, nudge_at = NULL, expire_at = NULL"
+)
 
 
 class ConversationTx(SqlTxBase):
@@ -128,7 +135,7 @@ class ConversationTx(SqlTxBase):
         if r is None:
             raise NotFound(f"no conversation {c.id}")
         if r["purged"]:  # quick exit already erased it: never write the content back
-            await self._execute("UPDATE conversations SET private_enc = NULL WHERE id = ?", c.id)
+            await self._execute(f"UPDATE conversations SET {_ERASED} WHERE id = ?", c.id)
 
     async def purge_conversation(self, conversation_id: int) -> None:
         await self._require("conversations", conversation_id)
@@ -142,8 +149,7 @@ class ConversationTx(SqlTxBase):
         # Which service a texter was sent to says where they are: it goes too.
         await self._execute("DELETE FROM referrals WHERE conversation_id = ?", conversation_id)
         await self._execute(
-            "UPDATE conversations SET private_enc = NULL, purged = 1 WHERE id = ?",
-            conversation_id,
+            f"UPDATE conversations SET {_ERASED}, purged = 1 WHERE id = ?", conversation_id
         )
 
     async def list_conversations(

@@ -113,7 +113,28 @@ class SqlTxBase(Tx):
     async def _delete_replies_of(self, where: str, *args: Any) -> None:
         """Saved webhook replies answer inbound messages; erasing a conversation (DELETE,
         quick exit, retention) erases them too, found by the messages' SIDs. `where` is a
-        condition on conversations `c`, written in this package."""
+        condition on conversations `c`, written in this package.
+
+        Twilio keeps every message's body too: before the messages go, their SIDs are
+        recorded for the outbox to redact at Twilio (texts that never reached Twilio, from
+        the console sender or `chat`, are left out)."""
+        # Due at once, whatever clock the worker keeps. One VALUES insert per SID, so both
+        # dialects type the timestamps from the columns.
+        due, at = self._at(datetime(2000, 1, 1, tzinfo=UTC)), self._at(datetime.now(UTC))
+        for r in await self._fetch(
+            "SELECT DISTINCT m.provider_sid FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.provider_sid IS NOT NULL AND m.provider_sid NOT LIKE 'SMconsole%'"
+            f" AND m.provider_sid NOT LIKE 'SMchat%' AND {where}",
+            *args,
+        ):
+            await self._execute(
+                "INSERT INTO redactions (provider_sid, next_attempt_at, status, created_at)"
+                " VALUES (?, ?, 'pending', ?) ON CONFLICT (provider_sid) DO NOTHING",
+                r["provider_sid"],
+                due,
+                at,
+            )
         await self._execute(
             "DELETE FROM replies WHERE message_sid IN (SELECT m.provider_sid FROM messages m"
             " JOIN conversations c ON c.id = m.conversation_id"

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK
+from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK, UNCERTAIN
 from bot.store.base import Message, NotFound
 from bot.store.tx.core import Row, SqlTxBase, check, utc
 
 # Haven's own: "received" (inbound), "replied" (sent inside the webhook's TwiML).
-MESSAGE_STATUSES = frozenset({"received", "replied", *DELIVERY_RANK})
+MESSAGE_STATUSES = frozenset({"received", "replied", UNCERTAIN, *DELIVERY_RANK})
 
 
 def _rank_sql(column: str) -> str:

@@ -3,8 +3,11 @@ inbound MessageSid), retention, and counts for operators."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from bot.crypto import Crypto, DecryptionError
 from bot.store.tx.core import SqlTxBase, check, marks
 from flows.states import ENDED_STATES, OPTED_OUT, QUEUED, WITH_ADVOCATE
 
@@ -28,6 +31,21 @@ STATS_KEYS = (
     "users",
     "referrals",
 )
+
+
+# Every encrypted column, by table, with the column rows are paged by (see bot.store.sql).
+ENCRYPTED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "texters": ("id", ("phone_enc", "unsafe_hours_enc")),
+    "conversations": ("id", ("private_enc",)),
+    "messages": ("id", ("body_enc",)),
+    "notes": ("id", ("body_enc",)),
+    "outbox": ("id", ("to_enc",)),
+    "replies": ("message_sid", ("body_enc",)),
+}
+
+
+class KeyMissing(LookupError):
+    """A row that neither the new key nor any previous one can read."""
 
 
 class OperationsTx(SqlTxBase):
@@ -69,6 +87,88 @@ class OperationsTx(SqlTxBase):
             at,
         )
         return removed
+
+    async def purge_audit_before(self, cutoff: datetime) -> int:
+        return await self._execute("DELETE FROM audit WHERE created_at < ?", self._at(cutoff))
+
+    # -- keys ----------------------------------------------------------------------------
+    async def get_key_check(self) -> str | None:
+        r = await self._one("SELECT value FROM key_check WHERE id = 1")
+        return None if r is None else str(r["value"])
+
+    async def set_key_check(self, value: str | None, now: datetime) -> None:
+        if value is None:
+            await self._execute("DELETE FROM key_check")
+            return
+        await self._execute(
+            "INSERT INTO key_check (id, value, updated_at) VALUES (1, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            value,
+            self._at(now),
+        )
+
+    async def sample_ciphertext(self) -> bytes | None:
+        for sql in (
+            "SELECT phone_enc AS blob FROM texters ORDER BY id LIMIT 1",
+            "SELECT body_enc AS blob FROM messages ORDER BY id LIMIT 1",
+            "SELECT body_enc AS blob FROM notes ORDER BY id LIMIT 1",
+        ):
+            r = await self._one(sql)
+            if r is not None:
+                return bytes(r["blob"])
+        return None
+
+    async def rekey_rows(
+        self, table: str, after: Any, limit: int, previous: Sequence[Any]
+    ) -> tuple[Any, int, int]:
+        check(table in ENCRYPTED, f"no encrypted table {table!r}")
+        check(limit > 0, "limit must be positive")
+        key, columns = ENCRYPTED[table]
+        where = "" if after is None else f" WHERE {key} > ?"
+        rows = await self._fetch(
+            f"SELECT {key}, {', '.join(columns)}{', phone_hash' if table == 'texters' else ''}"
+            f" FROM {table}{where} ORDER BY {key} LIMIT ?{self._FOR_UPDATE}",
+            *(() if after is None else (after,)),
+            limit,
+        )
+        changed = 0
+        for r in rows:
+            updates: dict[str, Any] = {}
+            for column in columns:
+                if r[column] is None:
+                    continue
+                blob = bytes(r[column])
+                plain, moved = self._under_this_key(blob, previous, table, column)
+                if moved:
+                    updates[column] = self._enc(plain)
+                if column == "phone_enc":  # the keyed look-up hash follows the key
+                    new_hash = self._crypto.lookup_hash(plain)
+                    if new_hash != r["phone_hash"]:
+                        updates["phone_hash"] = new_hash
+            if updates:
+                sets = ", ".join(f"{c} = ?" for c in updates)
+                await self._execute(
+                    f"UPDATE {table} SET {sets} WHERE {key} = ?", *updates.values(), r[key]
+                )
+                changed += 1
+        return (rows[-1][key] if rows else after), changed, len(rows)
+
+    def _under_this_key(
+        self, blob: bytes, previous: Sequence[Crypto], table: str, column: str
+    ) -> tuple[str, bool]:
+        """The plaintext, and whether it must be re-encrypted (it was under an old key).
+        The new key is tried first, so a row already moved is left alone (resumable)."""
+        try:
+            return self._crypto.decrypt(blob), False
+        except DecryptionError:
+            pass
+        for old in previous:
+            try:
+                return old.decrypt(blob), True
+            except DecryptionError:
+                continue
+        raise KeyMissing(f"a value in {table}.{column} is under a key not given")
 
     async def stats(self) -> dict[str, int]:
         r = await self._returning(

@@ -4,7 +4,7 @@ at most once (an item abandoned mid-send is failed visibly, never resent)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from bot.store.base import NotFound, OutboxItem
@@ -126,3 +126,37 @@ class OutboxTx(SqlTxBase):
         for r in rows:
             await self.set_message_status(r["message_id"], "failed", error_code=error_code)
         return len(rows)
+
+    # -- redaction at Twilio of erased conversations' messages -------------------------------
+    async def claim_redactions(self, now: datetime, limit: int = 20) -> list[tuple[str, int]]:
+        check(limit > 0, "limit must be positive")
+        at = self._at(now)
+        rows = await self._fetch(
+            # next_attempt_at becomes the claim time, from which a stale claim is judged.
+            "UPDATE redactions SET status = 'sending', attempts = attempts + 1,"
+            " next_attempt_at = ? WHERE provider_sid IN (SELECT provider_sid FROM redactions WHERE"
+            " (status = 'pending' AND next_attempt_at <= ?)"
+            # A redaction left 'sending' by a dead process is simply asked again: redacting
+            # twice is harmless.
+            " OR (status = 'sending' AND next_attempt_at <= ?)"
+            f" ORDER BY created_at, provider_sid LIMIT ?{self._SKIP_LOCKED})"
+            " RETURNING provider_sid, attempts",
+            at,
+            at,
+            self._at(now - timedelta(minutes=10)),
+            limit,
+        )
+        return [(r["provider_sid"], int(r["attempts"])) for r in rows]
+
+    async def finish_redaction(
+        self, provider_sid: str, done: bool, now: datetime, retry_at: datetime | None = None
+    ) -> None:
+        if done:
+            await self._execute("DELETE FROM redactions WHERE provider_sid = ?", provider_sid)
+            return
+        await self._execute(
+            "UPDATE redactions SET status = ?, next_attempt_at = ? WHERE provider_sid = ?",
+            "pending" if retry_at is not None else "failed",
+            self._at(retry_at or now),
+            provider_sid,
+        )

@@ -1,0 +1,150 @@
+"""Start-up as an operator meets it: a real `python -m bot serve` in a subprocess, with the
+misconfigurations that used to print an error and hang. Each must exit non-zero within
+seconds with one clear line on stderr and no traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "startup-test-secret-key-0123456789abcdef"
+SID = "AC" + "1" * 32
+POSTGRES = os.environ.get("HAVEN_TEST_POSTGRES", "")
+
+
+def serve(
+    cwd: Path, env: dict[str, str], args: tuple[str, ...] = ("serve",)
+) -> tuple[int, str, float]:
+    """Run `python -m bot serve`; return (exit code, stderr, seconds taken). A server that
+    stays up past 20 s is killed and reported as exit code None's stand-in, -999."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HAVEN_", "TWILIO_"))}
+    environ.pop("DATABASE_URL", None)
+    environ |= {"PYTHONPATH": str(ROOT), "HAVEN_LOG_FORMAT": "json", "PORT": str(free_port())}
+    environ |= env
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=environ,
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return -999, err, time.perf_counter() - started
+    return done.returncode, done.stderr, time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def one_clear_line(stderr: str) -> str:
+    """The error line: exactly one line that starts 'error:' and no traceback. Log lines
+    (JSON, written before the failure) may precede it."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert all(line.startswith("{") for line in lines if line not in errors), stderr
+    return errors[0]
+
+
+def _corrupt(folder: Path) -> dict[str, str]:
+    (folder / "haven.db").write_bytes(b"this is not a database file at all" * 100)
+    return {}
+
+
+def _read_only(folder: Path) -> dict[str, str]:
+    # A database from an earlier run, then made read-only (file and folder).
+    code, stderr, _ = serve(folder, {"HAVEN_SECRET_KEY": KEY}, ("migrate",))
+    assert code == 0, stderr
+    (folder / "haven.db").chmod(0o400)
+    folder.chmod(0o500)
+    return {}
+
+
+def _port_in_use(folder: Path) -> dict[str, str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    _HELD.append(sock)
+    return {"PORT": str(sock.getsockname()[1])}
+
+
+def _pending_migrations_in_production(folder: Path) -> dict[str, str]:
+    return {
+        "HAVEN_ENV": "production",
+        "TWILIO_ACCOUNT_SID": SID,
+        "TWILIO_AUTH_TOKEN": "tok",
+        "TWILIO_FROM_NUMBER": "+15005550006",
+    }
+
+
+_HELD: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _release(tmp_path: Path) -> Iterator[None]:
+    yield
+    tmp_path.chmod(0o700)
+    for sock in _HELD:
+        sock.close()
+    _HELD.clear()
+
+
+CASES: dict[str, tuple[Callable[[Path], dict[str, str]], str]] = {
+    "bad port": (lambda _: {"PORT": "eighty"}, "PORT"),
+    "bad timer": (lambda _: {"HAVEN_NUDGE_AFTER": "-5"}, "HAVEN_NUDGE_AFTER"),
+    "bad hours": (lambda _: {"HAVEN_HOURS": "whenever"}, "HAVEN_HOURS"),
+    "bad env": (lambda _: {"HAVEN_ENV": "prod"}, "HAVEN_ENV"),
+    "short key": (lambda _: {"HAVEN_SECRET_KEY": "short"}, "HAVEN_SECRET_KEY"),
+    "sid and token, no from-number": (
+        lambda _: {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "tok"},
+        "TWILIO_FROM_NUMBER",
+    ),
+    "production with a token but no account": (
+        lambda _: {"HAVEN_ENV": "production", "TWILIO_AUTH_TOKEN": "tok"},
+        "TWILIO_ACCOUNT_SID",
+    ),
+    "corrupt haven.db": (_corrupt, "haven.db"),
+    "read-only haven.db": (_read_only, "haven.db"),
+    "port in use": (_port_in_use, "in use"),
+    "pending migrations in production": (_pending_migrations_in_production, "migrate"),
+    "unreachable PostgreSQL": (
+        lambda _: {"DATABASE_URL": f"postgresql://haven@127.0.0.1:{free_port()}/haven"},
+        "PostgreSQL",
+    ),
+    "PostgreSQL that never answers": (
+        # A routable address that drops packets: the connection attempt must time out.
+        lambda _: {"DATABASE_URL": "postgresql://haven@10.255.255.1:5432/haven"},
+        "PostgreSQL",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_start_up_error_exits_fast_with_one_clear_line(tmp_path: Path, case: str) -> None:
+    """Each misconfiguration ends `serve` with a non-zero exit code in under 10 s, with one
+    'error:' line on stderr that names the problem, and no traceback."""
+    if case == "read-only haven.db" and os.geteuid() == 0:
+        pytest.skip("root writes through read-only permissions")
+    make, named = CASES[case]
+    env = {"HAVEN_SECRET_KEY": KEY, **make(tmp_path)}
+    code, stderr, seconds = serve(tmp_path, env)
+    assert code not in (0, -999), f"{case}: exit {code}\n{stderr}"
+    assert seconds < 10, f"{case}: took {seconds:.1f} s"
+    line = one_clear_line(stderr)
+    assert named.lower() in line.lower(), line
