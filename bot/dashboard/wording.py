@@ -92,6 +92,9 @@ SIGNAL_NAMES = {
     "screen:id_held": "screening: ID or papers held",
     "screen:debt": "screening: owes a debt",
     "screen:minor_sex": "screening: a minor who traded sex",
+    "screen:lethality": "Lethality Screen: screened in",
+    "screen:trafficking": "trafficking screen: screened in",
+    "screen:trafficking_minor": "trafficking screen: a minor in commercial sex",
     "youth_at_risk": "a young person being hurt",
 }
 # Prefixes triage puts before a rule id when it weighed the words differently.

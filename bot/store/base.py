@@ -169,6 +169,31 @@ class Referral:
     created_at: datetime
 
 
+@dataclass
+class ScreenRecord:
+    """One screening tool an advocate recorded (bot.screens): its answers, whether it
+    screened the texter in and why. Texter content: encrypted at rest."""
+
+    id: int
+    conversation_id: int
+    kind: str  # bot.screens kinds: "lethality", "trafficking", "trafficking_youth"
+    user_id: int | None
+    data: dict[str, Any]  # answers by item id, screened_in, basis
+    created_at: datetime
+
+
+@dataclass
+class SafetyPlanRecord:
+    """A conversation's safety plan (bot.safety_plan): the advocate's text per section.
+    Texter content: encrypted at rest."""
+
+    conversation_id: int
+    user_id: int | None
+    sections: dict[str, str]
+    updated_at: datetime
+    sent_at: datetime | None = None
+
+
 class NotFound(LookupError):
     """The record asked for does not exist."""
 
@@ -458,6 +483,34 @@ class Tx(abc.ABC):
     async def stats(self) -> dict[str, int]:
         """Counts only: messages_in, messages_out, texters, conversations, queued,
         with_advocate, users, referrals."""
+
+    # -- advocate tools: screens and safety plans (bot/store/tx/advocate_tools.py) ---------
+    @abc.abstractmethod
+    async def add_screen(
+        self,
+        conversation_id: int,
+        kind: str,
+        user_id: int | None,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> ScreenRecord:
+        """Record one screen (its data encrypted). NotFound for an unknown conversation."""
+
+    @abc.abstractmethod
+    async def list_screens(self, conversation_id: int) -> list[ScreenRecord]:
+        """Oldest first. They go with the conversation (deleted, purged or retired)."""
+
+    @abc.abstractmethod
+    async def save_safety_plan(
+        self, conversation_id: int, user_id: int | None, sections: dict[str, str], now: datetime
+    ) -> SafetyPlanRecord:
+        """Create or replace the conversation's plan (encrypted); NotFound as above."""
+
+    @abc.abstractmethod
+    async def get_safety_plan(self, conversation_id: int) -> SafetyPlanRecord | None: ...
+
+    @abc.abstractmethod
+    async def mark_safety_plan_sent(self, conversation_id: int, now: datetime) -> None: ...
 
 
 class Store(abc.ABC):

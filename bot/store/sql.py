@@ -1,6 +1,7 @@
 """One SQL implementation of `Tx` shared by the SQLite and PostgreSQL backends, assembled
 from one mixin per area (bot/store/tx/: texters, conversations, messages, outbox, accounts,
-alarms, operations, resources), plus the migration files' loader and the no-nesting guard.
+alarms, operations, resources, advocate tools), plus the migration files' loader and the
+no-nesting guard.
 
 What is encrypted at rest (bot.crypto, AES-GCM): a texter's phone number and unsafe hours,
 message and note bodies, saved webhook replies, outbox recipients, and one JSON blob per
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.store.tx.accounts import AccountTx
+from bot.store.tx.advocate_tools import AdvocateToolsTx
 from bot.store.tx.alarms import AlarmTx
 from bot.store.tx.conversations import ConversationTx
 from bot.store.tx.core import Row, utc
@@ -41,7 +43,15 @@ __all__ = [
 
 
 class SqlTx(
-    TexterTx, ConversationTx, MessageTx, OutboxTx, AccountTx, AlarmTx, OperationsTx, ResourceTx
+    TexterTx,
+    ConversationTx,
+    MessageTx,
+    OutboxTx,
+    AccountTx,
+    AlarmTx,
+    OperationsTx,
+    ResourceTx,
+    AdvocateToolsTx,
 ):
     """Every Tx method, written once. Backends supply the four primitives of
     bot.store.tx.core.SqlTxBase (`_fetch`, `_execute`, `_ts`, `_dt`)."""

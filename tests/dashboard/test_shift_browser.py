@@ -23,7 +23,9 @@ from bot.app import create_app
 from bot.dashboard.accounts import add_user_cli
 from bot.engine import utcnow
 from bot.keys import ENGINE, SETTINGS, STORE
+from bot.resources.hsds import read_package
 from bot.settings import Settings
+from bot.store.base import Store
 
 from ..conftest import AUTH_TOKEN
 from .conftest import PASSWORD
@@ -39,6 +41,8 @@ ARGS = [
     "--no-first-run",
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hsds-sample"
+SHELTER = "Safe Harbor Emergency Shelter"
 TEXTER = "+15551230042"
 TEXTER_IN_DANGER = "+15551230077"
 AGING_EVERY = 2  # seconds: a P3 who waits reaches the P2 ceiling within one step
@@ -120,6 +124,11 @@ async def texter_says(
     assert response.status == 200, await response.text()
 
 
+async def queued_ids(store: Store) -> list[int]:
+    async with store.transaction() as tx:
+        return [c.id for c in await tx.list_conversations(states=["queued"])]
+
+
 async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]) -> None:
     """Texter → queue → advocate takes, replies → texter's answer shows within a second →
     transfer → second advocate accepts and closes; supervisor view and screenshots."""
@@ -134,6 +143,8 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
     await add_user_cli(store, "ana", "advocate", PASSWORD)
     await add_user_cli(store, "ben", "advocate", PASSWORD)
     await add_user_cli(store, "sue", "supervisor", PASSWORD)
+    async with store.transaction() as tx:  # the README's sample directory
+        await tx.replace_resources(read_package(SAMPLE).sites, utcnow())
     base = settings.public_url
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
@@ -157,6 +168,11 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
             row = ana.locator("table.queue tbody tr").first
             await expect(row).to_contain_text("…42", timeout=5000)
             assert TEXTER not in await ana.content()
+            # They gave ZIP 60601 (stored as the intake's location question stores it).
+            (waiting,) = await queued_ids(store)
+            async with store.locked_conversation(waiting) as (tx, conv):
+                conv.location = "60601"
+                await tx.save_conversation(conv)
             await ana.screenshot(path=str(SHOTS / "queue.png"), full_page=True)
 
             # Ana takes this one and replies.
@@ -166,6 +182,19 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
             await ana.get_by_role("button", name="Send").click()
             transcript = ana.locator("#transcript")
             await expect(transcript).to_contain_text("Are you safe right now?")
+
+            # A local resource, searched from the texter's ZIP and inserted in one click.
+            await expect(ana.locator("#resource-zip")).to_have_value("60601")
+            await ana.locator("#resource-search").click()
+            shelter = ana.locator("#resource-results li.resource", has_text=SHELTER)
+            await expect(shelter).to_contain_text("24 h", timeout=5000)
+            await shelter.get_by_role("button", name="Insert").click()
+            await expect(ana.get_by_label("Reply")).to_have_value(
+                re.compile(SHELTER + ": 312-555-0101")
+            )
+            await expect(ana.locator("#referrals")).to_contain_text(SHELTER)
+            await ana.get_by_role("button", name="Send").click()
+            await expect(transcript).to_contain_text(SHELTER + ": 312-555-0101")
 
             # The texter answers; it is on Ana's screen within a second of the webhook.
             await texter_says(client, settings, "yes he left for work", 4)
@@ -232,6 +261,10 @@ async def test_a_whole_shift_in_a_real_browser(live: tuple[TestClient, Settings]
         (taken,) = await tx.list_conversations(states=["with_advocate"])
     assert taken.priority == 1
     assert {"claim", "view", "reply", "close"} <= {a.action for a in audit}
+    assert {"referral"} <= {a.action for a in audit}
+    async with store.transaction() as tx:
+        referrals = await tx.list_referrals(closed[0].id)
+    assert [r.name for r in referrals if r.user_id is not None] == [SHELTER]
     assert not problems, problems  # CSP violations and script errors show up here
     for name in ("queue", "conversation", "supervisor", "queue-alarm"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000

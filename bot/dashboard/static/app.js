@@ -395,6 +395,50 @@
     });
   });
 
+  // Local resources: the search shows the server's fragment (names escaped there); Insert
+  // puts the entry's one SMS line in the reply box and records the referral, once.
+  const resourceForm = document.getElementById("resource-form");
+  const resourceResults = document.getElementById("resource-results");
+  if (resourceForm && resourceResults) {
+    resourceForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      const url = resourceForm.action + "?" + new URLSearchParams(new FormData(resourceForm)).toString();
+      fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, text: t }; }); })
+        .then(function (res) {
+          if (res.ok) { resourceResults.innerHTML = res.text; return; }
+          resourceResults.textContent = res.text || "Search failed.";
+        })
+        .catch(function () { resourceResults.textContent = "Network error."; });
+    });
+    resourceResults.addEventListener("click", function (e) {
+      const b = e.target.closest(".insert-resource");
+      const box = document.getElementById("reply-body");
+      if (!b || !box) return;
+      box.value = box.value ? box.value + " " + b.dataset.text : b.dataset.text;
+      box.focus();
+      b.disabled = true;
+      fetch(b.dataset.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+        body: new URLSearchParams({ service_id: b.dataset.service }),
+      })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          if (!data.ok || !data.new) return;
+          const list = document.querySelector("#referrals ul.referrals");
+          if (!list) return;
+          const none = list.querySelector(".none");
+          if (none) none.remove();
+          const li = document.createElement("li");
+          li.textContent = String(data.name) + " · just now";
+          list.appendChild(li);
+        })
+        .catch(function () { b.disabled = false; });
+    });
+  }
+
   // Ctrl/Cmd+Enter sends.
   document.querySelectorAll("textarea").forEach(function (t) {
     t.addEventListener("keydown", function (e) {

@@ -14,6 +14,7 @@ from aiohttp import web
 from bot import handoff, queue, vocabulary
 from bot.dashboard import access
 from bot.dashboard.security import ANY_STAFF, TAKERS, require_role, user_of
+from bot.dashboard.views import tools
 from bot.dashboard.views.common import (
     back_to,
     base_context,
@@ -111,6 +112,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         ]
         holder = await user_name(tx, conv.advocate_id) or None
         earlier = await earlier_conversations(tx, conv)
+        advocate_tools = await tools.page_context(tx, conv, user)
         await tx.audit(user.id, "view", conv.id, "", utcnow())
     context = await base_context(
         request,
@@ -135,6 +137,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         words=queue.telling_words([r["m"] for r in transcript["messages"]]),
         earlier=earlier,
         training=queue.is_role_play(texter),
+        **advocate_tools,
         **transcript,
     )
     return aiohttp_jinja2.render_template("conversation.html", request, context)
