@@ -36,9 +36,6 @@ from tests.helpers import (
     sign,
 )
 
-# Transitional: some tests still import these from here.
-__all__ = ["AUTH_TOKEN", "TEST_SECRET", "SignedPost", "new_sid", "sign"]
-
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

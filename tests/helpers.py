@@ -10,6 +10,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import CookieJar
@@ -23,6 +24,9 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 AUTH_TOKEN = "test-auth-token-12345"
 PUBLIC_URL = "https://haven.example.org"
 PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[1]
+# The fictional local resource directory the README's first run imports.
+SAMPLE = ROOT / "examples" / "hsds-sample"
 # The PostgreSQL database for the store suite (CI always sets it); empty: SQLite only.
 PG_URL = os.environ.get("HAVEN_TEST_POSTGRES", "")
 

@@ -239,7 +239,7 @@ async def test_restart_mid_flow_keeps_the_conversation(
     aiohttp_client: Any, settings: Settings
 ) -> None:
     """A conversation survives the service stopping and starting again on the same file."""
-    from tests.conftest import sign
+    from tests.helpers import sign
 
     async def send(client: TestClient, body: str, sid: str) -> str:
         params = {"MessageSid": sid, "From": NUMBER, "To": "+15559990000", "Body": body}
@@ -328,7 +328,7 @@ async def test_after_hours_gives_lines_then_queues_at_opening(
     when the helpline opens they join the queue, and nothing is texted to an unconfirmed
     phone (rule 2)."""
     from bot.hours import DAYS
-    from tests.conftest import sign
+    from tests.helpers import sign
 
     now = utcnow()
     other_day = DAYS[(now.weekday() + 3) % 7]
@@ -453,7 +453,7 @@ async def test_back_after_stop_and_start_waits_from_now(client: TestClient, text
 
 def inbound(body: str, number: str = NUMBER) -> Any:
     from bot.sms.webhook import InboundSms
-    from tests.conftest import new_sid
+    from tests.helpers import new_sid
 
     return InboundSms(new_sid(), number, "+15559990000", body)
 
@@ -531,7 +531,7 @@ async def test_danger_after_hours_is_one_text_with_the_lines(
 ) -> None:
     """Closed: danger gets one text - 911 first, the org is closed, the national lines."""
     client = await aiohttp_client(create_app(settings.with_(hours="mon 00:00-00:01 UTC")))
-    from tests.conftest import sign
+    from tests.helpers import sign
 
     params = {
         "MessageSid": "SM" + "7" * 32,

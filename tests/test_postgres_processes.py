@@ -21,7 +21,7 @@ from bot.engine import utcnow
 from bot.events import Event
 from bot.keys import ENGINE, EVENTS, STORE
 from bot.settings import Settings
-from tests.conftest import new_sid, sign
+from tests.helpers import new_sid, sign
 
 PG_URL = os.environ.get("HAVEN_TEST_POSTGRES", "")
 pytestmark = [

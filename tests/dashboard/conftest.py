@@ -12,10 +12,7 @@ from aiohttp.test_utils import TestClient
 from bot.dashboard.accounts import add_user_cli
 from bot.keys import STORE
 from bot.store.base import User
-from tests.helpers import PASSWORD, MakeUser, csrf_of, secure_jar, sign_in
-
-# Transitional: some tests still import these from here.
-__all__ = ["PASSWORD", "MakeUser", "csrf_of", "sign_in"]
+from tests.helpers import PASSWORD, MakeUser, secure_jar
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from bot.dashboard.accounts import (
     verify_password,
 )
 from bot.keys import STORE
-
-from .conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,7 @@ from bot.dashboard import access
 from bot.events import Event
 from bot.keys import STORE
 from bot.store.base import Conversation, User
-
-from .conftest import MakeUser, sign_in
+from tests.helpers import MakeUser, sign_in
 
 Text = Callable[..., Awaitable[list[str]]]
 JSON = {"Accept": "application/json"}

@@ -18,8 +18,7 @@ from bot.dashboard.views import queue as queue_views
 from bot.keys import ENGINE, STORE
 from bot.store.base import Conversation
 from bot.vocabulary import utcnow
-
-from .conftest import MakeUser, sign_in
+from tests.helpers import MakeUser, sign_in
 
 Text = Callable[..., Awaitable[list[str]]]
 JSON = {"Accept": "application/json"}

@@ -11,8 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.dashboard.security import COOKIE_NAME
 from bot.keys import STORE
-
-from .conftest import PASSWORD, MakeUser, csrf_of, sign_in
+from tests.helpers import PASSWORD, MakeUser, csrf_of, sign_in
 
 
 def dashboard_routes(client: TestClient) -> list[tuple[str, str, frozenset[str]]]:

@@ -26,9 +26,9 @@ from bot.keys import ENGINE, SETTINGS, STORE
 from bot.resources.hsds import read_package
 from bot.settings import Settings
 from bot.store.base import Store
+from tests.helpers import PASSWORD
 
 from ..conftest import AUTH_TOKEN
-from .conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 

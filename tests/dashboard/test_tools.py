@@ -19,8 +19,7 @@ from bot.keys import ENGINE, SETTINGS, STORE
 from bot.resources.hsds import read_package
 from bot.store.base import Conversation, User
 from bot.vocabulary import utcnow
-
-from .conftest import MakeUser, sign_in
+from tests.helpers import MakeUser, sign_in
 
 Text = Callable[..., Awaitable[list[str]]]
 JSON = {"Accept": "application/json"}

@@ -16,8 +16,7 @@ from bot.dashboard.views.conversation import canned
 from bot.keys import ENGINE, STORE
 from bot.reports import shift_series
 from bot.store.base import Conversation
-
-from .conftest import MakeUser, sign_in
+from tests.helpers import MakeUser, sign_in
 
 Text = Callable[..., Awaitable[list[str]]]
 NUMBER = "+15551230042"

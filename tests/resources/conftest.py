@@ -8,12 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TEST_SECRET as SECRET
-
-__all__ = ["SECRET"]
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "examples" / "hsds-sample"
+from tests.helpers import SAMPLE
 
 
 @pytest.fixture

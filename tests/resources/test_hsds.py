@@ -12,8 +12,8 @@ import pytest
 from bot.__main__ import main
 from bot.resources.hsds import PackageError, read_package
 from bot.resources.schedule import Schedule
-
-from .conftest import SAMPLE, SECRET
+from tests.helpers import SAMPLE
+from tests.helpers import TEST_SECRET as SECRET
 
 
 def edit(path: Path, row_id: str, **cells: str) -> None:

@@ -19,8 +19,8 @@ from bot.resources.hsds import read_package
 from bot.resources.needs import needs_in
 from bot.store import Store
 from flows.sms_segments import count
-
-from .conftest import ROOT, SAMPLE, SECRET
+from tests.helpers import ROOT, SAMPLE
+from tests.helpers import TEST_SECRET as SECRET
 
 # Monday 2025-03-03, 10:00 in Chicago: offices open, the overnight shelter closed.
 MONDAY_10AM = datetime(2025, 3, 3, 10, 0, tzinfo=ZoneInfo("America/Chicago"))

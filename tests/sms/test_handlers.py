@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from bot.app import create_app
 from bot.keys import STORE
 from bot.settings import Settings
-from tests.conftest import SignedPost, new_sid, sign
+from tests.helpers import SignedPost, new_sid, sign
 
 Text = Callable[..., Awaitable[list[str]]]
 

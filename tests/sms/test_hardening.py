@@ -19,7 +19,7 @@ from bot.crypto import Crypto
 from bot.keys import STORE
 from bot.settings import Settings
 from bot.store import open_store
-from tests.conftest import TEST_SECRET, SignedPost, new_sid, sign
+from tests.helpers import TEST_SECRET, SignedPost, new_sid, sign
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ import pytest
 
 from bot.crypto import Crypto
 from bot.store import NotFound, Store
+from tests.helpers import Backend
 
-from .conftest import Backend
 from .test_contract import NOW, at, seed
 
 
