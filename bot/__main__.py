@@ -103,9 +103,19 @@ async def cmd_chat(settings: Settings, number: str, stdin: TextIO, stdout: TextI
 
 
 async def cmd_users_add(
-    settings: Settings, name: str, role: str, teams: list[str], password_stdin: bool
+    settings: Settings,
+    name: str,
+    role: str,
+    teams: list[str],
+    password_stdin: bool,
+    program_slugs: Sequence[str] = (),
 ) -> int:
+    from bot import programs
     from bot.dashboard.accounts import add_user_cli
+
+    if program_slugs:  # unknown programs stop it before a password is asked for
+        async with opened_store(settings) as store, store.transaction() as tx:
+            await programs.program_ids_for(tx, program_slugs)
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -116,6 +126,11 @@ async def cmd_users_add(
             return 2
     async with opened_store(settings) as store:
         user = await add_user_cli(store, name, role, password, teams)
+        if program_slugs:  # --program: the programs whose conversations they see
+            async with store.transaction() as tx:
+                await tx.set_user_programs(
+                    user.id, await programs.program_ids_for(tx, program_slugs)
+                )
     print(json.dumps({"id": user.id, "name": user.name, "role": user.role}))
     return 0
 
@@ -129,9 +144,23 @@ async def cmd_purge(settings: Settings) -> int:
     return 0
 
 
-async def cmd_stats(settings: Settings) -> int:
-    async with opened_store(settings) as store, store.transaction() as tx:
-        print(json.dumps(await tx.stats(), sort_keys=True))
+async def cmd_stats(settings: Settings, program: str | None = None, as_csv: bool = False) -> int:
+    if program is None and not as_csv:
+        async with opened_store(settings) as store, store.transaction() as tx:
+            print(json.dumps(await tx.stats(), sort_keys=True))
+        return 0
+    import csv
+
+    from bot import reports
+
+    async with opened_store(settings) as store:  # per program (bot.reports.figures)
+        rows = await reports.figures(store, settings, program)
+    if not as_csv:
+        print(json.dumps(rows[0], sort_keys=True))
+        return 0
+    writer = csv.DictWriter(sys.stdout, fieldnames=reports.figure_columns())
+    writer.writeheader()
+    writer.writerows(rows)
     return 0
 
 
@@ -151,12 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["advocate", "supervisor", "admin"])
     add.add_argument("--team", action="append", default=[], help="a team (repeatable)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument(
+        "--program", action="append", default=[], help="a program they work for (repeatable)"
+    )
     sub.add_parser("purge", help="apply retention now")
-    sub.add_parser("stats", help="counts for operators, as JSON")
+    stats = sub.add_parser("stats", help="counts for operators, as JSON")
+    stats.add_argument("--program", help="one program's figures (a slug, or 'default')")
+    stats.add_argument("--csv", action="store_true", help="figures per program, as CSV")
     sub.add_parser("flow-diagram", help="the intake flow as mermaid text")
     from bot.resources.cli import add_parser as add_resources_parser
 
     add_resources_parser(sub)
+    from bot.programs_cli import add_parser as add_programs_parser
+
+    add_programs_parser(sub)
     return parser
 
 
@@ -174,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = Settings.from_env()
-        quiet = command in ("chat", "stats", "migrate", "purge", "users")
+        quiet = command in ("chat", "stats", "migrate", "purge", "users", "programs")
         logs.configure(settings.log_format, "warning" if quiet else settings.log_level)
         if command == "serve":
             return cmd_serve(settings)
@@ -185,16 +222,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_chat(settings, args.number, sys.stdin, sys.stdout))
         if command == "users":
             return asyncio.run(
-                cmd_users_add(settings, args.name, args.role, args.team, args.password_stdin)
+                cmd_users_add(
+                    settings, args.name, args.role, args.team, args.password_stdin, args.program
+                )
             )
         if command == "purge":
             return asyncio.run(cmd_purge(settings))
         if command == "stats":
-            return asyncio.run(cmd_stats(settings))
+            return asyncio.run(cmd_stats(settings, args.program, args.csv))
         if command == "resources":
             from bot.resources.cli import run as run_resources
 
             return asyncio.run(run_resources(args, settings, opened_store, sys.stdout))
+        if command == "programs":
+            from bot.programs_cli import run as run_programs
+
+            return asyncio.run(run_programs(args, settings, opened_store, sys.stdout))
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

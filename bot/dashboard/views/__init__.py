@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.dashboard.views import auth, conversation, queue, supervisor, training
+from bot.dashboard.views import auth, conversation, partner, queue, supervisor, training
 from bot.dashboard.views.auth import THROTTLE
 from bot.dashboard.views.common import clock, epoch, iso, refusals, wait_text
 
-TABLES = (auth.routes, queue.routes, conversation.routes, supervisor.routes, training.routes)
+TABLES = (
+    auth.routes,
+    queue.routes,
+    conversation.routes,
+    supervisor.routes,
+    training.routes,
+    partner.routes,
+)
 
 
 def add_routes(app: web.Application) -> None:
