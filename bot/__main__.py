@@ -119,9 +119,19 @@ async def cmd_chat(settings: Settings, number: str, stdin: TextIO, stdout: TextI
 
 
 async def cmd_users_add(
-    settings: Settings, name: str, role: str, teams: list[str], password_stdin: bool
+    settings: Settings,
+    name: str,
+    role: str,
+    teams: list[str],
+    password_stdin: bool,
+    program_slugs: Sequence[str] = (),
 ) -> int:
+    from bot import programs
     from bot.dashboard.accounts import add_user_cli
+
+    if program_slugs:  # unknown programs stop it before a password is asked for
+        async with opened_store(settings) as store, store.transaction() as tx:
+            await programs.program_ids_for(tx, program_slugs)
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -132,6 +142,11 @@ async def cmd_users_add(
             return 2
     async with opened_store(settings) as store:
         user = await add_user_cli(store, name, role, password, teams)
+        if program_slugs:  # --program: the programs whose conversations they see
+            async with store.transaction() as tx:
+                await tx.set_user_programs(
+                    user.id, await programs.program_ids_for(tx, program_slugs)
+                )
     print(json.dumps({"id": user.id, "name": user.name, "role": user.role}))
     return 0
 
@@ -148,9 +163,23 @@ async def cmd_purge(settings: Settings) -> int:
     return 0
 
 
-async def cmd_stats(settings: Settings) -> int:
-    async with opened_store(settings) as store, store.transaction() as tx:
-        print(json.dumps(await tx.stats(), sort_keys=True))
+async def cmd_stats(settings: Settings, program: str | None = None, as_csv: bool = False) -> int:
+    if program is None and not as_csv:
+        async with opened_store(settings) as store, store.transaction() as tx:
+            print(json.dumps(await tx.stats(), sort_keys=True))
+        return 0
+    import csv
+
+    from bot import reports
+
+    async with opened_store(settings) as store:  # per program (bot.reports.figures)
+        rows = await reports.figures(store, settings, program)
+    if not as_csv:
+        print(json.dumps(rows[0], sort_keys=True))
+        return 0
+    writer = csv.DictWriter(sys.stdout, fieldnames=reports.figure_columns())
+    writer.writeheader()
+    writer.writerows(rows)
     return 0
 
 
@@ -170,8 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["advocate", "supervisor", "admin"])
     add.add_argument("--team", action="append", default=[], help="a team (repeatable)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument(
+        "--program", action="append", default=[], help="a program they work for (repeatable)"
+    )
     sub.add_parser("purge", help="apply retention now")
-    sub.add_parser("stats", help="counts for operators, as JSON")
+    stats = sub.add_parser("stats", help="counts for operators, as JSON")
+    stats.add_argument("--program", help="one program's figures (a slug, or 'default')")
+    stats.add_argument("--csv", action="store_true", help="figures per program, as CSV")
     sub.add_parser("flow-diagram", help="the intake flow as mermaid text")
     from bot.resources.cli import add_parser as add_resources_parser
 
@@ -180,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rekey", help="move stored data from HAVEN_PREVIOUS_SECRET_KEYS to HAVEN_SECRET_KEY"
     )
     rekey.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    from bot.programs_cli import add_parser as add_programs_parser
+
+    add_programs_parser(sub)
     return parser
 
 
@@ -197,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = Settings.from_env()
-        quiet = command in ("chat", "stats", "migrate", "purge", "users", "rekey")
+        quiet = command in ("chat", "stats", "migrate", "purge", "users", "rekey", "programs")
         logs.configure(settings.log_format, "warning" if quiet else settings.log_level)
         if command == "serve":
             return cmd_serve(settings)
@@ -208,12 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_chat(settings, args.number, sys.stdin, sys.stdout))
         if command == "users":
             return asyncio.run(
-                cmd_users_add(settings, args.name, args.role, args.team, args.password_stdin)
+                cmd_users_add(
+                    settings, args.name, args.role, args.team, args.password_stdin, args.program
+                )
             )
         if command == "purge":
             return asyncio.run(cmd_purge(settings))
         if command == "stats":
-            return asyncio.run(cmd_stats(settings))
+            return asyncio.run(cmd_stats(settings, args.program, args.csv))
         if command == "resources":
             from bot.resources.cli import run as run_resources
 
@@ -223,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(json.dumps(asyncio.run(rekey(settings, batch=max(1, args.batch)))))
             return 0
+        if command == "programs":
+            from bot.programs_cli import run as run_programs
+
+            return asyncio.run(run_programs(args, settings, opened_store, sys.stdout))
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import alarms, metrics, resources
+from bot import alarms, metrics, programs, resources
 from bot.events import Event, Events
 from bot.hours import Hours, in_unsafe_hours, parse_hours
 from bot.logs import get_logger
@@ -240,6 +240,7 @@ class Engine:
             # unless this message is plainly Spanish.
             language = "es" if result.language == "es" else texter.language
             conv = await tx.create_conversation(texter.id, language, now)
+            await programs.route_new(tx, conv, sms.to)  # the program whose number they texted
             # "Safe to text" is asked anew in every conversation: a phone safe last month
             # may not be now. An opted-out number stays opted out until START.
             texter.safe_to_text = None
@@ -257,7 +258,11 @@ class Engine:
             )
         )
         raised = self._apply_triage(conv, result, now)
+        holder = conv.advocate_id  # told of whatever happens, even if this lets them go
+        # A pending partner-program offer takes this message as its answer, unless danger.
+        partner = await programs.answer_partner_offer(tx, conv, sms.body, result.danger, now)
         model = self._model(conv, texter)
+        program = await programs.of_conversation(tx, conv, self.settings)
         turn = Turn(
             text=sms.body,
             now=now,
@@ -265,11 +270,12 @@ class Engine:
             priority=result.priority,
             raised=raised,
             media_count=sms.num_media,
-            is_open=self.hours.is_open(now),
+            is_open=program.hours.is_open(now),
         )
         held, origin = model.held, model.state
-        holder = conv.advocate_id  # told of whatever happens, even if this lets them go
-        if result.danger and not held and model.state in INTAKE.escalate_states:
+        if partner is not None:
+            model.replies.append(partner)  # the answer to Haven's question, not the flow's
+        elif result.danger and not held and model.state in INTAKE.escalate_states:
             await INTAKE.escalate(model, turn)
         else:
             await INTAKE.handle(model, turn)
@@ -410,12 +416,13 @@ class Engine:
     ) -> tuple[str, str]:
         """The copy id actually used (a wait text becomes its _unstaffed form when nobody
         is available) and the rendered text."""
+        program = await programs.of_conversation(tx, conv, self.settings)
         params: dict[str, Any] = {
-            "org": self.settings.org_name,
+            "org": program.name,
             "terms": self.settings.terms_url,
-            "hours": self.hours.describe(conv.language),
-            "lines": self._lines(conv.language),
-            "named": self.settings.name_services,
+            "hours": program.hours.describe(conv.language),
+            "lines": self._lines(conv.language, program),
+            "named": program.name_services,
             "position": 1,
             "wait": 1,
         }
@@ -429,10 +436,10 @@ class Engine:
         params.update(say.params)
         return message_id, copy.render(message_id, conv.language, params)
 
-    def _lines(self, language: str) -> str:
+    def _lines(self, language: str, program: programs.ProgramView) -> str:
         return " ".join(
-            copy.render(f"line_{name}", language, {"named": self.settings.name_services})
-            for name in self.settings.national_lines
+            copy.render(f"line_{name}", language, {"named": program.name_services})
+            for name in program.lines
         )
 
     # -- outbound -----------------------------------------------------------------------
@@ -479,7 +486,8 @@ class Engine:
         self, tx: Tx, conv: Conversation, texter: Texter, replies: Sequence[Say], now: datetime
     ) -> int:
         """Everything Haven texts on its own goes through here, and so through rule 2."""
-        if not replies or not may_text_first(texter, now, self.hours):
+        hours = (await programs.of_conversation(tx, conv, self.settings)).hours
+        if not replies or not may_text_first(texter, now, hours):
             return 0
         for say in replies:
             await self._queue_text(
@@ -537,11 +545,17 @@ class Engine:
         """When the helpline opens, texters who wrote after hours join the queue in the order
         they wrote, and those who said it is safe are told (rule 2 decides)."""
         now = now or utcnow()
-        if not self.hours.is_open(now):
-            return 0
         async with self.store.transaction() as tx:
+            book = await programs.book(tx, self.settings)
+            if not any(book.of(p).hours.is_open(now) for p in book.ids()):
+                return 0
             overnight = sorted(
-                await tx.list_conversations(states=[AFTER_HOURS]),
+                # Each program opens at its own hours.
+                [
+                    c
+                    for c in await tx.list_conversations(states=[AFTER_HOURS])
+                    if book.of(c.program_id).hours.is_open(now)
+                ],
                 key=lambda c: (c.created_at or now, c.id),
             )
             waiting = [(c.id, (await tx.get_texter(c.texter_id)).phone_hash) for c in overnight]

@@ -9,6 +9,7 @@ UPDATE in `tx.claim` stays only as the race guard between two advocates.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from bot import alarms
@@ -66,10 +67,17 @@ async def claim(
 
 
 async def take_next(
-    store: Store, user: User, now: datetime, settings: Settings, events: Events | None = None
+    store: Store,
+    user: User,
+    now: datetime,
+    settings: Settings,
+    events: Events | None = None,
+    program_ids: Collection[int | None] | None = None,
 ) -> Conversation | None:
     """The top of the queue for this advocate, or None when nothing is waiting (or they are
-    at capacity). Retries past conversations another advocate took a moment earlier."""
+    at capacity). Retries past conversations another advocate took a moment earlier.
+    `program_ids`: only texters of these programs (None in it: the default program's);
+    None: every program's."""
     async with store.transaction() as tx:
         fresh = await _ready_to_hold(tx, user.id)  # a clear answer before trying any
         queue = ordered(
@@ -79,6 +87,8 @@ async def take_next(
     for conv in queue:
         if not settings.cross_team and fresh.teams and conv.team and conv.team not in fresh.teams:
             continue
+        if program_ids is not None and conv.program_id not in program_ids:
+            continue  # another program's texter (bot.programs)
         if conv.id in role_play:
             continue  # a rehearsal is taken on purpose ("Take"), never instead of a texter
         try:

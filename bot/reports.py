@@ -4,12 +4,13 @@ dashboard, a command or a test reads the same numbers."""
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import queue, vocabulary
+from bot import programs, queue, vocabulary
 from bot.settings import Settings
 from bot.store.base import ENDED_STATES, Conversation, Store, User
 
@@ -63,12 +64,18 @@ def risk_order(row: BoardRow) -> tuple[bool, int, datetime]:
     return (row.conv.state in ENDED_STATES, row.priority, row.since)
 
 
-async def board(store: Store, now: datetime, settings: Settings) -> Board:
+async def board(
+    store: Store, now: datetime, settings: Settings, where: programs.Scope | None = None
+) -> Board:
     """Every conversation of this shift (open ones, and those ended in the last
-    SHIFT_HOURS) sorted by risk then wait, each advocate's load, and who can take more."""
+    SHIFT_HOURS) sorted by risk then wait, each advocate's load, and who can take more.
+    `where`: only these programs' conversations and staff (None: all)."""
     async with store.transaction() as tx:
         convs = await tx.list_conversations(limit=BOARD_LIMIT)
         users = await tx.list_users()
+        if where is not None and not where.every:
+            convs = where.keep(convs)
+            users = [u for u in users if (await programs.scope_of(tx, u)).overlaps(where)]
         names = {u.id: u.name for u in users}
         load = Counter(c.advocate_id for c in convs if c.state in queue.HELD_STATES)
         rows: list[BoardRow] = []
@@ -156,8 +163,92 @@ def shift_series(
     }
 
 
-async def shift_stats(store: Store, now: datetime) -> dict[str, Any]:
-    """shift_series over the stored conversations (the supervisor's charts)."""
+async def shift_stats(
+    store: Store, now: datetime, where: programs.Scope | None = None
+) -> dict[str, Any]:
+    """shift_series over the stored conversations (the supervisor's charts); with
+    `where`, only those programs' conversations."""
     async with store.transaction() as tx:
         convs = await tx.list_conversations(limit=STATS_LIMIT)
-    return shift_series(convs, now)
+    return shift_series(convs if where is None else where.keep(convs), now)
+
+
+# -- per-program figures for funders' reports (`python -m bot stats --program / --csv`) ----
+PRIORITIES = (1, 2, 3, 4)
+PARTNER_OUTCOMES = ("accepted", "declined", "lapsed")
+
+
+def figure_columns() -> list[str]:
+    """The CSV's columns, in order: counts only, never content or numbers."""
+    from bot.handoff import DISPOSITIONS  # handoff reaches the engine: import at use
+
+    return [
+        "program",
+        "conversations",
+        "queued",
+        "with_advocate",
+        "ended",
+        *(f"priority_{p}" for p in PRIORITIES),
+        *(f"wait_p{p}_claimed" for p in PRIORITIES),
+        *(f"wait_p{p}_median_min" for p in PRIORITIES),
+        *(f"disposition_{d}" for d in DISPOSITIONS),
+        "referrals_directory",
+        *(f"partner_out_{o}" for o in PARTNER_OUTCOMES),
+        "partner_in",
+    ]
+
+
+def program_figures(
+    program_id: int | None, slug: str, convs: list[Conversation], directory_referrals: int
+) -> dict[str, Any]:
+    """One program's figures from every stored conversation (`convs`: all programs', since
+    a texter referred away now belongs to the partner but counts as the sender's referral).
+    Waits are from joining the queue to an advocate taking them, by the conversation's own
+    priority."""
+    own = [c for c in convs if c.program_id == program_id]
+    row: dict[str, Any] = dict.fromkeys(figure_columns(), 0)
+    row["program"] = slug
+    row["conversations"] = len(own)
+    row["queued"] = sum(1 for c in own if c.state == queue.QUEUED)
+    row["with_advocate"] = sum(1 for c in own if c.state in queue.HELD_STATES)
+    row["ended"] = sum(1 for c in own if c.state in ENDED_STATES)
+    for p in PRIORITIES:
+        row[f"priority_{p}"] = sum(1 for c in own if c.priority == p)
+        waits = sorted(
+            (c.claimed_at - c.queued_at).total_seconds() / 60
+            for c in own
+            if c.priority == p and c.queued_at and c.claimed_at and c.claimed_at >= c.queued_at
+        )
+        row[f"wait_p{p}_claimed"] = len(waits)
+        row[f"wait_p{p}_median_min"] = round(statistics.median(waits), 1) if waits else ""
+    for c in own:
+        key = f"disposition_{c.disposition}"
+        if key in row:
+            row[key] += 1
+    row["referrals_directory"] = directory_referrals
+    for c in convs:
+        for record in c.flow.get(programs.REFERRALS, []):
+            if record.get("from") == program_id and record.get("outcome") in PARTNER_OUTCOMES:
+                row[f"partner_out_{record['outcome']}"] += 1
+            if record.get("to") == program_id and record.get("outcome") == "accepted":
+                row["partner_in"] += 1
+    return row
+
+
+async def figures(
+    store: Store, settings: Settings, slug: str | None = None
+) -> list[dict[str, Any]]:
+    """Every program's figures (the default program first), or one program's by slug
+    ("default" for the default program). ValueError for an unknown slug."""
+    async with store.transaction() as tx:
+        known = await programs.book(tx, settings)
+        wanted = [(None, "default"), *((p.id, p.slug) for p in known.programs)]
+        if slug is not None:
+            wanted = [w for w in wanted if w[1] == slug]
+            if not wanted:
+                raise ValueError(f"no such program: {slug}")
+        convs = await tx.list_conversations(limit=queue.QUEUE_LIMIT)
+        return [
+            program_figures(pid, name, convs, await tx.program_referral_count(pid))
+            for pid, name in wanted
+        ]

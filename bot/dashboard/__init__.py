@@ -9,7 +9,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.dashboard import accounts, security, views, ws
+from bot.dashboard import access, accounts, security, views, ws
 
 STATIC = Path(__file__).parent / "static"
 
@@ -19,6 +19,7 @@ def setup_dashboard(app: web.Application) -> None:
     ENGINE. Installs the session and CSRF middlewares, so call it before the app starts."""
     security.setup_security(app)
     app.middlewares.append(views.refusals)  # after the session's: a refusal flashes
+    app.middlewares.append(access.program_guard)  # other programs' conversations: 403
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("bot.dashboard", "templates"),

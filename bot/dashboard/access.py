@@ -1,16 +1,28 @@
 """Who may see and act on which conversation: one policy for the pages and the WebSocket.
 
-Supervisors and admins read everything. An advocate reads the queue (anyone waiting is
-theirs to take), the conversations they hold and the ones offered to them, and the earlier
-conversations of a texter they may view now. Acting (reply,
+First, programs (bot.programs): staff see and act only on their programs' conversations
+(staff in no program: the default program's); admins see every program. Every route with a
+conversation in its path is refused with 403 outside the user's programs (`program_guard`,
+before the handler), lists keep only the user's programs (`in_scope`), and live events
+follow the same rule (`may_see`).
+
+Within their programs, supervisors and admins read everything. An advocate reads the queue
+(anyone waiting is theirs to take), the conversations they hold and the ones offered to
+them, and the earlier conversations of a texter they may view now. Acting (reply,
 transfer, close) needs holding it, or a supervisor's role where bot.queue allows it.
 """
 
 from __future__ import annotations
 
-from bot import queue
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bot import programs, queue
+from bot.dashboard.security import current_user, is_protected
 from bot.events import Event
-from bot.store.base import ENDED_STATES, Conversation, NotFound, Store, Tx, User
+from bot.keys import STORE
+from bot.store.base import ENDED_STATES, Conflict, Conversation, NotFound, Store, Tx, User
 
 WATCHERS = frozenset({"supervisor", "admin"})
 # Events about no one conversation, with nothing an advocate may not see: every screen.
@@ -29,7 +41,10 @@ def may_view(user: User, conv: Conversation) -> bool:
 
 async def may_read(tx: Tx, user: User, conv: Conversation) -> bool:
     """may_view, and also a returning texter's earlier (ended) conversations for whoever
-    may view the texter's conversation now: their history is one click away."""
+    may view the texter's conversation now: their history is one click away. Never
+    outside the user's programs."""
+    if not (await programs.scope_of(tx, user)).covers(conv):
+        return False
     if may_view(user, conv):
         return True
     if conv.state not in ENDED_STATES:
@@ -51,7 +66,11 @@ async def may_see(store: Store, user: User, event: Event) -> bool:
     """Whether a live event goes to this user's screens: the same rule as the pages, plus
     alarms (an unclaimed priority-1 texter alarms everyone; danger in a held conversation
     alarms its holder) and events that name their addressee."""
-    if user.role in WATCHERS or event.kind in PUBLIC_KINDS:
+    if event.kind in PUBLIC_KINDS:
+        return True
+    if not await _event_in_scope(store, user, event):
+        return False
+    if user.role in WATCHERS:
         return True
     named = event.data.get("advocate_id") == user.id
     if event.kind == "alarm":
@@ -70,3 +89,58 @@ async def may_see(store: Store, user: User, event: Event) -> bool:
         except NotFound:
             return False
     return False
+
+
+async def _event_in_scope(store: Store, user: User, event: Event) -> bool:
+    """An event about a conversation of another program reaches nobody outside it (admins
+    excepted). One that names no conversation, or whose conversation is gone (deleted:
+    its holder is still told), is judged by the rest of may_see."""
+    cid = event.data.get("conversation_id")
+    if not isinstance(cid, int):
+        return True
+    async with store.transaction() as tx:
+        where = await programs.scope_of(tx, user)
+        if where.every:
+            return True
+        try:
+            return where.covers(await tx.get_conversation(cid))
+        except NotFound:
+            return True
+
+
+async def in_scope(store: Store, user: User) -> programs.Scope:
+    """The programs whose conversations this user's lists show."""
+    return await programs.scope(store, user)
+
+
+async def check_target(store: Store, conversation_id: int, target_id: int) -> None:
+    """A transfer or reassign goes only to someone who works for the texter's program:
+    Conflict otherwise (NotFound for no such user or conversation)."""
+    async with store.transaction() as tx:
+        conv = await tx.get_conversation(conversation_id)
+        target = await tx.get_user(target_id)
+        if not (await programs.scope_of(tx, target)).covers(conv):
+            raise Conflict(f"{target.name} does not work for this texter's program")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def program_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every dashboard route about one conversation (`{cid}` in its path), whoever wrote
+    it: 403 when the conversation belongs to a program the signed-in user is not in. No
+    session, or no such conversation: the handler answers (401, 404) as it always has."""
+    raw = request.match_info.get("cid", "")
+    if not raw.isdigit() or len(raw) > 12 or not is_protected(request.path):
+        return await handler(request)
+    user = await current_user(request)
+    if user is not None:
+        async with request.app[STORE].transaction() as tx:
+            try:
+                conv = await tx.get_conversation(int(raw))
+            except NotFound:
+                conv = None
+            if conv is not None and not (await programs.scope_of(tx, user)).covers(conv):
+                raise web.HTTPForbidden(text="that conversation belongs to another program")
+    return await handler(request)

@@ -63,6 +63,7 @@ class Conversation:
     disposition: str | None = None
     nudge_at: datetime | None = None  # timer: one nudge (if safe to text)
     expire_at: datetime | None = None  # timer: expire quietly
+    program_id: int | None = None  # the program it belongs to; None = the default program
 
 
 @dataclass
@@ -192,6 +193,21 @@ class SafetyPlanRecord:
     sections: dict[str, str]
     updated_at: datetime
     sent_at: datetime | None = None
+
+
+@dataclass
+class Program:
+    """One of the programs sharing this Haven, reached at its own number (bot.programs).
+    `hours` and `lines` None: as the environment says (HAVEN_HOURS, HAVEN_NATIONAL_LINES)."""
+
+    id: int
+    slug: str
+    name: str
+    number: str  # E.164: the number texters text; inbound routes by it
+    hours: str | None = None
+    lines: tuple[str, ...] | None = None
+    name_services: bool = False
+    created_at: datetime | None = None
 
 
 class NotFound(LookupError):
@@ -511,6 +527,40 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     async def mark_safety_plan_sent(self, conversation_id: int, now: datetime) -> None: ...
+    # -- programs sharing one Haven (bot/store/tx/programs.py) ----------------------------
+    @abc.abstractmethod
+    async def add_program(
+        self,
+        slug: str,
+        name: str,
+        number: str,
+        hours: str | None,
+        lines: Sequence[str] | None,
+        name_services: bool,
+        now: datetime,
+    ) -> Program:
+        """Raises Conflict when the slug or the number is taken."""
+
+    @abc.abstractmethod
+    async def list_programs(self) -> list[Program]:
+        """In the order they were added."""
+
+    @abc.abstractmethod
+    async def set_conversation_program(self, conversation_id: int, program_id: int | None) -> None:
+        """Move a conversation to a program (None: the default one). save_conversation
+        never writes the program: only this does."""
+
+    @abc.abstractmethod
+    async def set_user_programs(self, user_id: int, program_ids: Sequence[int]) -> None:
+        """Replace the programs a staff member belongs to (empty: the default program)."""
+
+    @abc.abstractmethod
+    async def user_program_ids(self, user_id: int) -> list[int]:
+        """The programs a staff member belongs to, in id order (empty: none)."""
+
+    @abc.abstractmethod
+    async def program_referral_count(self, program_id: int | None) -> int:
+        """Directory referrals given on the program's conversations."""
 
 
 class Store(abc.ABC):

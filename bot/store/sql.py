@@ -1,7 +1,7 @@
 """One SQL implementation of `Tx` shared by the SQLite and PostgreSQL backends, assembled
 from one mixin per area (bot/store/tx/: texters, conversations, messages, outbox, accounts,
-alarms, operations, resources, advocate tools), plus the migration files' loader and the
-no-nesting guard.
+alarms, operations, resources, advocate tools, programs), plus the migration files' loader
+and the no-nesting guard.
 
 What is encrypted at rest (bot.crypto, AES-GCM): a texter's phone number and unsafe hours,
 message and note bodies, saved webhook replies, outbox recipients, and one JSON blob per
@@ -28,6 +28,7 @@ from bot.store.tx.core import Row, utc
 from bot.store.tx.messages import MessageTx
 from bot.store.tx.operations import OperationsTx
 from bot.store.tx.outbox import OutboxTx
+from bot.store.tx.programs import ProgramTx
 from bot.store.tx.resources import ResourceTx
 from bot.store.tx.texters import TexterTx, alias_for
 
@@ -52,6 +53,7 @@ class SqlTx(
     OperationsTx,
     ResourceTx,
     AdvocateToolsTx,
+    ProgramTx,
 ):
     """Every Tx method, written once. Backends supply the four primitives of
     bot.store.tx.core.SqlTxBase (`_fetch`, `_execute`, `_ts`, `_dt`)."""

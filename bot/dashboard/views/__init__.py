@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.dashboard.views import auth, conversation, queue, supervisor, tools, training
+from bot.dashboard.views import (
+    auth,
+    conversation,
+    partner,
+    queue,
+    supervisor,
+    tools,
+    training,
+)
 from bot.dashboard.views.auth import THROTTLE
 from bot.dashboard.views.common import clock, epoch, iso, refusals, wait_text
 
@@ -22,6 +30,7 @@ TABLES = (
     tools.routes,
     supervisor.routes,
     training.routes,
+    partner.routes,
 )
 
 

@@ -7,15 +7,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import alarms
+from bot import alarms, programs
 from bot.settings import Settings
-from bot.store.base import Store, User
+from bot.store.base import NotFound, Store, User
 
 
 async def standing_alarms(
     store: Store, settings: Settings, user: User, now: datetime
 ) -> list[dict[str, Any]]:
-    return await alarms.standing(store, user, now, settings)
+    shown = await alarms.standing(store, user, now, settings)
+    async with store.transaction() as tx:  # only the user's programs' texters (bot.programs)
+        where = await programs.scope_of(tx, user)
+        kept = []
+        for alarm in shown:
+            try:
+                conv = await tx.get_conversation(alarm["conversation_id"])
+            except NotFound:
+                continue  # deleted meanwhile
+            if where.covers(conv):
+                kept.append(alarm)
+    return kept
 
 
 async def after_reassign(

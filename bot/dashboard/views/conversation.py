@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from bot import handoff, queue, vocabulary
+from bot import handoff, programs, queue, vocabulary
 from bot.dashboard import access
 from bot.dashboard.security import ANY_STAFF, TAKERS, require_role, user_of
 from bot.dashboard.views import tools
@@ -113,6 +113,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         holder = await user_name(tx, conv.advocate_id) or None
         earlier = await earlier_conversations(tx, conv)
         advocate_tools = await tools.page_context(tx, conv, user)
+        partners = await programs.partners_for(tx, conv)
         await tx.audit(user.id, "view", conv.id, "", utcnow())
     context = await base_context(
         request,
@@ -138,6 +139,8 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         earlier=earlier,
         training=queue.is_role_play(texter),
         **advocate_tools,
+        partners=partners,
+        partner_offer=conv.flow.get(programs.OFFER),
         **transcript,
     )
     return aiohttp_jinja2.render_template("conversation.html", request, context)
@@ -196,6 +199,7 @@ async def transfer(request: web.Request) -> web.StreamResponse:
     elif target.startswith("team:") and target[5:] in queue.TEAMS:
         await handoff.release(store, cid, user, utcnow(), events, team=target[5:])
     elif target.isdigit():
+        await access.check_target(store, cid, int(target))
         await handoff.offer_transfer(store, cid, user, int(target), utcnow(), events)
     else:
         raise ValueError("to must be an advocate's id, 'queue' or a team")

@@ -9,6 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from bot import handoff, queue, vocabulary
+from bot.dashboard import access
 from bot.dashboard.security import ANY_STAFF, TAKERS, require_role, user_of
 from bot.dashboard.views.auth import PRESENCE
 from bot.dashboard.views.common import (
@@ -50,7 +51,10 @@ async def unread(tx: Tx, conv: Conversation, user: User) -> int:
 async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
     now, settings = utcnow(), request.app[SETTINGS]
     store = request.app[STORE]
-    entries = await queue.snapshot(store, now, settings)
+    where = await access.in_scope(store, user)
+    entries = [
+        e for e in await queue.snapshot(store, now, settings) if where.covers(e.conversation)
+    ]
     async with store.transaction() as tx:
         held = await tx.list_conversations(states=list(queue.HELD_STATES))
         mine: list[dict[str, Any]] = []
@@ -117,7 +121,9 @@ async def queue_fragment(request: web.Request) -> web.StreamResponse:
 @require_role(*ANY_STAFF)
 async def queue_json(request: web.Request) -> web.StreamResponse:
     now = utcnow()
+    where = await access.in_scope(request.app[STORE], user_of(request))
     entries = await queue.snapshot(request.app[STORE], now, request.app[SETTINGS])
+    entries = [e for e in entries if where.covers(e.conversation)]
     return web.json_response(
         [
             {
@@ -141,8 +147,14 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
 @back_to("/dashboard/queue")
 async def take_next(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
+    where = await access.in_scope(request.app[STORE], user)
     conv = await handoff.take_next(
-        request.app[STORE], user, utcnow(), request.app[SETTINGS], request.app[EVENTS]
+        request.app[STORE],
+        user,
+        utcnow(),
+        request.app[SETTINGS],
+        request.app[EVENTS],
+        program_ids=None if where.every else where.program_ids,
     )
     if conv is None:
         raise Conflict("Nobody is waiting.")

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from bot import handoff, reports
-from bot.dashboard import diagram
+from bot.dashboard import access, diagram
 from bot.dashboard.security import ANY_STAFF, SUPERVISORS, require_role, user_of
 from bot.dashboard.views import alarms
 from bot.dashboard.views.common import (
@@ -31,7 +31,8 @@ routes = web.RouteTableDef()
 
 async def supervisor_context(request: web.Request) -> dict[str, Any]:
     now = utcnow()
-    shift = await reports.board(request.app[STORE], now, request.app[SETTINGS])
+    where = await access.in_scope(request.app[STORE], user_of(request))
+    shift = await reports.board(request.app[STORE], now, request.app[SETTINGS], where)
     return {
         "rows": [
             {
@@ -72,7 +73,8 @@ async def supervisor_fragment(request: web.Request) -> web.StreamResponse:
 @routes.get("/dashboard/supervisor/stats.json")
 @require_role(*SUPERVISORS)
 async def supervisor_stats(request: web.Request) -> web.StreamResponse:
-    return web.json_response(await reports.shift_stats(request.app[STORE], utcnow()))
+    where = await access.in_scope(request.app[STORE], user_of(request))
+    return web.json_response(await reports.shift_stats(request.app[STORE], utcnow(), where))
 
 
 @routes.post("/dashboard/conversations/{cid}/reassign")
@@ -85,6 +87,7 @@ async def reassign(request: web.Request) -> web.StreamResponse:
         raise ValueError("to must be an advocate's id")
     supervisor = user_of(request)
     store = request.app[STORE]
+    await access.check_target(store, cid, int(target))
     await handoff.reassign(store, cid, supervisor, int(target), utcnow(), request.app[EVENTS])
     for kind, data in await alarms.after_reassign(store, cid, supervisor, int(target)):
         publish(request, kind, **data)

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from bot import vocabulary
+from bot import programs, vocabulary
 from bot.dashboard.security import SUPERVISORS, require_role, user_of
 from bot.dashboard.views.common import back_to, base_context, done, form_field, utcnow
 from bot.dashboard.views.conversation import transcript_context
@@ -86,7 +86,10 @@ async def training_send(request: web.Request) -> web.StreamResponse:
     sms = InboundSms(
         message_sid="SMtraining" + secrets.token_hex(12),
         from_=number,
-        to=settings.twilio_from_number or "+15550000000",
+        # The trainee's own program's number, so the role-play lands where they can see it.
+        to=await programs.number_for(
+            request.app[STORE], user, settings.twilio_from_number or "+15550000000"
+        ),
         body=body,
     )
     outcome = await request.app[ENGINE].handle_inbound(sms)

@@ -8,4 +8,5 @@ outbox         outbound sends
 accounts       users and the audit trail
 alarms         staff alarms, once across processes
 operations     webhook replies, retention, stats
+programs       programs sharing one Haven, staff membership, per-program reads
 """

@@ -60,6 +60,8 @@ class ConversationTx(SqlTxBase):
             disposition=r["disposition"],
             nudge_at=self._dto(r["nudge_at"]),
             expire_at=self._dto(r["expire_at"]),
+            # Rows read before migration 0007 have no program: the default one.
+            program_id=r["program_id"] if "program_id" in r.keys() else None,
         )
 
     async def get_open_conversation(self, texter_id: int) -> Conversation | None:
