@@ -20,8 +20,8 @@ _MODEL_VETOES = ("negated", "past", "hypothetical")  # qualifiers the model cann
 MODEL_MIN_WORDS = 3
 # near_danger: the model's emergency or suicide probability at least this share of its
 # threshold, though under it. Chosen with the cross-writer runs (tools.train_triage
-# --cross) to keep the question rare on everyday messages.
-NEAR_BAND = 0.5
+# --cross): 0.5 asked 6-7 % of messages with no danger, 0.7 asks 3-4 %.
+NEAR_BAND = 0.7
 # Signals that read as danger held back by a qualifier: a threat in the future or an "if",
 # a danger word in a joke. Worth one plain question, never the 911 line itself.
 _NEAR_SIGNALS = ("hypothetical:emergency:", "hypothetical:suicide:", "recent:emergency:")
