@@ -15,13 +15,13 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from bot.triage.pipeline import triage, warm
-from bot.triage.verdict import LABELS, Triage
+from bot.triage.verdict import DANGER, LABELS, Triage
 from bot.vocabulary import LANGUAGES
 
 
@@ -43,6 +43,11 @@ class LabelScore:
     found: int = 0  # of those, how many got it
     predicted: int = 0  # examples that got it
     false_alarms: int = 0  # got it though neither labels nor allow have it
+    negatives: int = 0  # examples where neither labels nor allow have it
+
+    @property
+    def false_alarm_rate(self) -> float:
+        return self.false_alarms / self.negatives if self.negatives else 0.0
 
     @property
     def recall(self) -> float:
@@ -60,6 +65,12 @@ class Report:
     alarms: list[tuple[Example, Triage]] = field(default_factory=list)  # an unwanted label
     seconds: float = 0.0
     count: int = 0
+    calm: int = 0  # examples with no danger label nor danger allowed
+    near_danger: int = 0  # of those, how many were flagged near_danger
+
+    @property
+    def near_danger_rate(self) -> float:
+        return self.near_danger / self.calm if self.calm else 0.0
 
 
 def read_examples(path: Path) -> list[Example]:
@@ -95,15 +106,19 @@ def _example(line: str, where: str) -> Example:
     return Example(raw["text"], lang, sets[0], sets[1])
 
 
-def evaluate(examples: Sequence[Example]) -> Report:
+def evaluate(examples: Sequence[Example], classify: Callable[[str], Triage] = triage) -> Report:
     """Triage each example (language detected, as in production) and score it. The time
-    is per message as `serve` sees it: everything loaded and compiled first, as serve does."""
+    is per message as `serve` sees it: everything loaded and compiled first, as serve does.
+    `classify` is triage itself unless the training tool scores a candidate model."""
     warm()
     report = Report(count=len(examples))
     for example in examples:
         start = time.perf_counter()
-        result = triage(example.text)
+        result = classify(example.text)
         report.seconds += time.perf_counter() - start
+        if not (example.labels | example.allow) & DANGER:
+            report.calm += 1
+            report.near_danger += result.near_danger
         missed = alarmed = False
         for label, score in report.scores.items():
             got = label in result.labels
@@ -111,6 +126,8 @@ def evaluate(examples: Sequence[Example]) -> Report:
                 score.expected += 1
                 score.found += got
                 missed |= not got
+            if label not in example.labels | example.allow:
+                score.negatives += 1
             if got:
                 score.predicted += 1
                 if label not in example.labels | example.allow:
@@ -132,6 +149,12 @@ def format_report(report: Report, show_errors: bool = True) -> str:
         )
     mean_ms = 1000 * report.seconds / report.count if report.count else 0.0
     rows.append(f"messages: {report.count}  mean time: {mean_ms:.3f} ms/message")
+    rates = "  ".join(f"{k} {s.false_alarm_rate:.1%}" for k, s in report.scores.items())
+    rows.append(f"false-alarm rate: {rates}")
+    rows.append(
+        f"near danger: {report.near_danger} of {report.calm} messages without danger "
+        f"({report.near_danger_rate:.1%})"
+    )
     if show_errors:
         # Message text appears only here, on an operator's explicit request for a file
         # they already hold; it is never logged.

@@ -30,6 +30,10 @@ class Triage:
     priority: int = 4  # 1 emergency/suicide, 2 trafficking, 3 abuse, 4 other
     language: str = "en"  # "en" | "es"
     signals: tuple[str, ...] = ()  # short ids of what fired, e.g. "emergency:weapon"
+    # Close to danger but under it (the model's emergency/suicide vote near its bar, or a
+    # threat held back by "if"): the engine asks once "Are you in danger right now?".
+    # Always False when a danger label is given.
+    near_danger: bool = False
 
     @property
     def danger(self) -> bool:
