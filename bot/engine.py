@@ -166,6 +166,11 @@ SUPERSEDED_BY_DANGER = frozenset(
         "after_hours_safe",
     }
 )
+# Someone else's danger (triage signal): the need is "worried about someone else", and
+# the danger text speaks to a helper (988 for them, 911 if anyone is in danger now).
+THIRD_PARTY = "third_party"
+# The flow's scratch key: the "are you in danger right now?" question was asked.
+CHECKED = "danger_checked"
 # Texts that give a wait; with nobody available, their _unstaffed forms say so instead.
 WAIT_TEXTS = frozenset({"queued", "queue_update"})
 # Texts that mean no advocate can come soon: a known ZIP then earns the nearest local
@@ -271,6 +276,7 @@ class Engine:
             raised=raised,
             media_count=sms.num_media,
             is_open=program.hours.is_open(now),
+            third_party=THIRD_PARTY in result.signals,
         )
         held, origin = model.held, model.state
         if partner is not None:
@@ -279,7 +285,7 @@ class Engine:
             await INTAKE.escalate(model, turn)
         else:
             await INTAKE.handle(model, turn)
-        replies = self._danger_wins(model, result, origin)
+        replies = self._danger_wins(model, result, origin, turn.third_party)
         if sms.num_media and not sms.body.strip() and not held and not model.opted_out:
             replies.append(Say("media_only"))
         model.data.pop("nudged", None)  # a new silence earns a new nudge
@@ -307,21 +313,32 @@ class Engine:
         conv.last_inbound_at = now
         return conv.priority < before
 
-    def _danger_wins(self, model: FlowConversation, result: Triage, origin: str) -> list[Say]:
+    def _danger_wins(
+        self, model: FlowConversation, result: Triage, origin: str, third_party: bool = False
+    ) -> list[Say]:
         """Rule 1: when no advocate holds the conversation, a message showing danger gets
         one text, the emergency line first, whatever the flow said; it replaces the flow's
         opening, queue and hours texts (the danger texts carry what those said). No
-        keyword, state or setting removes it."""
+        keyword, state or setting removes it. A message close to danger but under it asks
+        once, plainly, whether they are in danger now."""
         replies = list(model.replies)
-        if model.held or not result.danger:
+        if model.held:
             return replies
-        suicide = "suicide" in result.labels
-        if model.state == AFTER_HOURS:
-            danger = "danger_suicide_after_hours" if suicide else "danger_after_hours"
+        if not result.danger:
+            if result.near_danger and not model.opted_out and not model.data.get(CHECKED):
+                model.data[CHECKED] = True
+                return [Say("danger_check"), *replies]
+            return replies
+        if "suicide" in result.labels and not third_party:
+            kind = "suicide"  # their own thoughts: 988 first, and 911
+        elif "suicide" in result.labels and "emergency" not in result.labels:
+            kind = "other"  # someone else's: 988 for them, 911 if anyone is in danger now
         else:
-            danger = "danger_suicide" if suicide else "danger_emergency"
-            if origin == NEW:
-                danger += "_new"  # the first text also says who we are, and "delete this"
+            kind = "emergency"
+        if model.state == AFTER_HOURS:
+            danger = "danger_after_hours" if kind == "emergency" else f"danger_{kind}_after_hours"
+        else:
+            danger = f"danger_{kind}" + ("_new" if origin == NEW else "")
         return [Say(danger), *(say for say in replies if say.id not in SUPERSEDED_BY_DANGER)]
 
     # -- conversation <-> flow model ----------------------------------------------------

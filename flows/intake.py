@@ -108,7 +108,8 @@ def said_skip(ev: EventData) -> bool:
 
 def disclosed_need(ev: EventData) -> bool:
     """Instead of YES/NO they told us what is wrong (triage found it)."""
-    return need_from_labels(turn_of(ev).labels) is not None
+    turn = turn_of(ev)
+    return need_from_labels(turn.labels, turn.third_party) is not None
 
 
 def asked_again(ev: EventData) -> bool:
@@ -117,7 +118,8 @@ def asked_again(ev: EventData) -> bool:
 
 def need_has_questions(ev: EventData) -> bool:
     turn = turn_of(ev)
-    return next_question(need_of(turn.text, turn.labels), conv_of(ev).answers) is not None
+    need = need_of(turn.text, turn.labels, turn.third_party)
+    return next_question(need, conv_of(ev).answers) is not None
 
 
 def more_questions(ev: EventData) -> bool:
@@ -195,9 +197,17 @@ def ask_need(ev: EventData) -> None:
 
 
 @action()
+def note_need(ev: EventData) -> None:
+    """Danger skipped the need question: what their words disclosed stands for it."""
+    conv, turn = conv_of(ev), turn_of(ev)
+    if conv.need is None:
+        conv.need = need_from_labels(turn.labels, turn.third_party)
+
+
+@action()
 def record_need(ev: EventData) -> None:
     conv, turn = conv_of(ev), turn_of(ev)
-    conv.need = need_of(turn.text, turn.labels)
+    conv.need = need_of(turn.text, turn.labels, turn.third_party)
     if conv.need == "control" and keywords.choice(turn.text) == NEED_CONTROL:
         # Choosing "someone controls my work, money or papers" is a trafficking screen-in
         # by their own answer (free text is labelled by triage instead).
@@ -496,8 +506,13 @@ TABLE: tuple[Row, ...] = (
         unless=is_open,
         then=(forget_delete, tell_after_hours),
     ),
-    row("escalate", "new", "queued", then=(say("opening_short"), enqueue, say("queued"))),
-    row("escalate", _INTAKE_AFTER_NEW, "queued", then=(enqueue, say("queued"))),
+    row(
+        "escalate",
+        "new",
+        "queued",
+        then=(note_need, say("opening_short"), enqueue, say("queued")),
+    ),
+    row("escalate", _INTAKE_AFTER_NEW, "queued", then=(note_need, enqueue, say("queued"))),
     row("escalate", "confirm_delete", "queued", then=(forget_delete, enqueue, say("queued"))),
     # Staff actions (bot.handoff steps them under the texter's lock). While the texter is
     # answering DELETE's question, the question stays open: the action only decides where

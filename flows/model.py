@@ -35,6 +35,7 @@ class Turn:
     raised: bool = False  # this message raised the conversation's priority
     media_count: int = 0
     is_open: bool = True  # the helpline is within its hours right now
+    third_party: bool = False  # the danger they write of is someone else's (triage)
 
 
 @dataclass

@@ -30,8 +30,12 @@ MAX_LOCATION = 60
 
 
 # ── Screening plan: which question comes next, from the need and the answers so far ──
-def need_from_labels(labels: Iterable[str]) -> str | None:
+def need_from_labels(labels: Iterable[str], third_party: bool = False) -> str | None:
+    """The need their own words disclose; someone else's suicidal thoughts are "worried
+    about someone else"."""
     found = set(labels)
+    if third_party and "suicide" in found:
+        return "someone_else"
     if "trafficking" in found:
         return "control"
     if found & {"abuse", "emergency"}:
@@ -39,14 +43,14 @@ def need_from_labels(labels: Iterable[str]) -> str | None:
     return None
 
 
-def need_of(text: str, labels: Iterable[str]) -> str | None:
+def need_of(text: str, labels: Iterable[str], third_party: bool = False) -> str | None:
     """The need id for an answer to the need question; None when skipped."""
     number = keywords.choice(text)
     if number is not None:
         return NEEDS[number]
     if keywords.answer(text) == "skip":
         return None
-    return need_from_labels(labels) or "other"
+    return need_from_labels(labels, third_party) or "other"
 
 
 def lethality_plan(answers: dict[str, str]) -> list[str]:

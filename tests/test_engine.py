@@ -595,3 +595,35 @@ async def test_no_one_soon_and_a_zip_gives_the_nearest_24_hour_service(
     for body in ("hi", "yes", "4"):
         await text(body, other)
     assert len(await text("skip", other)) == 1
+
+
+async def test_close_to_danger_asks_once_whether_they_are_in_danger(
+    client: TestClient, text: Text
+) -> None:
+    """A message just under the danger threshold ("he's outside") gets, with the flow's
+    reply, one plain question: are you in danger right now? 911. Asked once a conversation;
+    never while an advocate holds it."""
+    from bot import triage as triage_module
+
+    verdict = triage_module.triage("he's outside")
+    assert verdict.near_danger and not verdict.danger
+    first = await text("he's outside")
+    assert first[0].startswith("Are you in danger right now?") and "911" in first[0]
+    assert any("safe for you to text" in t for t in first)  # the welcome still comes
+    again = joined(await text("he's outside"))
+    assert "Are you in danger right now?" not in again
+
+
+async def test_someone_elses_suicidal_thoughts_route_to_worried_about_someone(
+    client: TestClient, text: Text
+) -> None:
+    """"My sister told me she wants to kill herself": one text, 911 first, 988 for her;
+    the need is "worried about someone else"; front of the queue."""
+    (reply,) = await text("my sister told me she wants to kill herself")
+    assert reply.index("911") < reply.index("988") and "thinking about suicide" in reply
+    assert "You matter" not in reply  # that is for the texter's own thoughts
+    conv = await conversation(client.app)
+    assert conv is not None
+    assert conv.need == "someone_else" and conv.priority == 1 and conv.state == "queued"
+    (own,) = await text("i want to kill myself too", "+15551230077")
+    assert own.startswith("You matter") and "988" in own
