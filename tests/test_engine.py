@@ -617,7 +617,7 @@ async def test_close_to_danger_asks_once_whether_they_are_in_danger(
 async def test_someone_elses_suicidal_thoughts_route_to_worried_about_someone(
     client: TestClient, text: Text
 ) -> None:
-    """"My sister told me she wants to kill herself": one text, 911 first, 988 for her;
+    """A texter writes that her sister wants to kill herself: one text, 911 first, 988 for her;
     the need is "worried about someone else"; front of the queue."""
     (reply,) = await text("my sister told me she wants to kill herself")
     assert reply.index("911") < reply.index("988") and "thinking about suicide" in reply
