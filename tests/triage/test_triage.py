@@ -310,3 +310,37 @@ def test_a_held_out_set_keeps_its_recall() -> None:
         if report.scores[label].recall < floor
     }
     assert not low, low
+
+
+BLIND = sorted((Path(__file__).resolve().parent / "blind").glob("*.jsonl"))
+# Regression guards, set a little under each set's one blind measurement (blind/RECORD.md).
+BLIND_FLOORS = {
+    "2026-12-02-writer-c.jsonl": (
+        {"emergency": 0.91, "suicide": 0.85, "trafficking": 0.94, "abuse": 0.90},
+        {"emergency": 0.065, "suicide": 0.04, "trafficking": 0.035, "abuse": 0.085},
+    ),
+}
+
+
+@pytest.mark.parametrize("path", BLIND, ids=lambda p: p.name)
+def test_blind_sets_keep_their_figures(path: Path) -> None:
+    """Each committed blind set (never trained on) keeps the recall and false-alarm rates
+    it was first measured at, give or take a message; none of its texts is trained on."""
+    from tools.train_triage import training_examples
+
+    blind = read_examples(path)
+    trained = {row["text"] for row in training_examples(Path(__file__).resolve().parents[2])}
+    assert not trained & {e.text for e in blind}, "blind texts leaked into training"
+    floors, ceilings = BLIND_FLOORS[path.name]
+    report = evaluate(blind)
+    low = {
+        k: f"{report.scores[k].recall:.1%}"
+        for k, f in floors.items()
+        if report.scores[k].recall < f
+    }
+    high = {
+        k: f"{report.scores[k].false_alarm_rate:.1%}"
+        for k, c in ceilings.items()
+        if report.scores[k].false_alarm_rate > c
+    }
+    assert not low and not high, (low, high)
