@@ -8,6 +8,7 @@ import asyncio
 import getpass
 import json
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -62,10 +63,11 @@ def cmd_serve(settings: Settings) -> int:
         # Everything that can stop start-up is checked first, in seconds, before the slow
         # part (compiling the lexicon) and before listening.
         asyncio.run(preflight(settings))
-        # Lexicon, model, patterns and ZIP centroids load lazily; load them all before the
-        # first texter, so no webhook pays for them.
+        # Lexicon, model and patterns load lazily; load them before the first texter, whose
+        # danger must be read at once. ZIP centroids are needed only for local help, so they
+        # load beside the server instead of delaying it.
         warm()
-        geo.warm()
+        threading.Thread(target=geo.warm, name="zip-centroids", daemon=True).start()
         web.run_app(
             create_app(settings),
             host=settings.host,
