@@ -13,7 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot import vocabulary
+from bot import programs, vocabulary
 from bot.settings import Settings
 from bot.store.base import Conversation, Message, Store, Texter, Tx, User
 from bot.triage import DANGER
@@ -152,15 +152,20 @@ async def handle_minutes(tx: Tx) -> float:
 async def position_and_wait(
     tx: Tx, conv: Conversation, now: datetime, settings: Settings
 ) -> tuple[int, int | None]:
-    """1-based place in the queue and an honest estimate in whole minutes: from who is
-    available now and measured handling times; None when nobody is available."""
-    queue = ordered(await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings)
+    """1-based place in the texter's program's queue and an honest estimate in whole
+    minutes: from that program's staff available now and measured handling times; None
+    when nobody is available."""
+    waiting = await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT)
+    queue = [c for c in ordered(waiting, now, settings) if c.program_id == conv.program_id]
     ids = [c.id for c in queue]
     position = ids.index(conv.id) + 1 if conv.id in ids else len(ids) + 1
     staff = [
         u
         for u in await tx.list_users()
-        if u.active and u.role in vocabulary.TEXTING_ROLES and u.presence == "available"
+        if u.active
+        and u.role in vocabulary.TEXTING_ROLES
+        and u.presence == "available"
+        and (await programs.scope_of(tx, u)).covers(conv)
     ]
     if not staff:
         return position, None

@@ -270,3 +270,29 @@ def test_programs_and_stats_commands(
     assert "+1" not in out
     assert main(["stats", "--program", "freedom"]) == 0
     assert json.loads(capsys.readouterr().out)["program"] == "freedom"
+
+
+async def test_place_in_line_and_wait_count_only_the_texters_own_program(
+    client: TestClient, text: Text
+) -> None:
+    """Two texters wait at the default program; one writes to Freedom Network: she is
+    number 1 in Freedom's line, and with only the default program's advocate available,
+    Freedom's texter is told honestly that nobody is free (no minutes)."""
+    freedom = await add_freedom(client)
+    async with client.app[STORE].transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "x", [], utcnow())
+        ana.presence = "available"
+        await tx.save_user(ana)
+    for number in ("+15551230201", "+15551230202"):
+        await text("hi", number=number)
+        await text("AGENT", number=number)
+    await text("hi", number=NUMBER, To=FREEDOM_TO)
+    (joined,) = await text("AGENT", number=NUMBER, To=FREEDOM_TO)
+    assert "No advocate is free" in joined and " min" not in joined
+    async with client.app[STORE].transaction() as tx:
+        ben = await tx.add_user("ben", "advocate", "x", [], utcnow())
+        ben.presence = "available"
+        await tx.save_user(ben)
+        await tx.set_user_programs(ben.id, [freedom.id])
+    update = " ".join(await text("how long", number=NUMBER, To=FREEDOM_TO))
+    assert "number 1, about 1 min" in update, update
