@@ -114,6 +114,7 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._clock = clock
         self._wake = asyncio.Event()
+        self._program_numbers: dict[int, str] = {}
 
     def wake(self) -> None:
         """Something was queued: send now rather than at the next tick. Safe to call from
@@ -197,9 +198,22 @@ class OutboxWorker:
                     await self._finish(later, "pending", now, "queued", retry_at=retry_at)
                 return
 
+    async def _from_number(self, conversation_id: int) -> str | None:
+        """The number the texter wrote to, when their conversation belongs to a program
+        with its own (texts come back from where they went); None: the configured sender."""
+        async with self.store.transaction() as tx:
+            program_id = (await tx.get_conversation(conversation_id)).program_id
+            if program_id is None:
+                return None
+            if program_id not in self._program_numbers:  # numbers never change
+                for program in await tx.list_programs():
+                    self._program_numbers[program.id] = program.number
+        return self._program_numbers.get(program_id)
+
     async def _deliver(self, item: OutboxItem, now: datetime) -> tuple[Outcome, datetime | None]:
         try:
-            sid = await self.sender.send(item.to, item.body, self.status_callback)
+            from_number = await self._from_number(item.conversation_id)
+            sid = await self.sender.send(item.to, item.body, self.status_callback, from_number)
         except Exception as exc:  # a sender should raise SendError; classify anything else
             error = exc if isinstance(exc, SendError) else classify(exc)
         else:

@@ -64,8 +64,11 @@ class SendError(Exception):
 
 
 class Sender(Protocol):
-    async def send(self, to: str, body: str, status_callback: str | None) -> str:
-        """Send one SMS; return the provider message SID. Raises SendError."""
+    async def send(
+        self, to: str, body: str, status_callback: str | None, from_number: str | None = None
+    ) -> str:
+        """Send one SMS; return the provider message SID. Raises SendError. `from_number`:
+        the program's own number the texter wrote to (None: the configured sender)."""
         ...
 
     async def redact(self, sid: str) -> None:
@@ -87,7 +90,9 @@ class ConsoleSender:
         self._keep = keep
         self.sent: list[tuple[str, str]] = []
 
-    async def send(self, to: str, body: str, status_callback: str | None) -> str:
+    async def send(
+        self, to: str, body: str, status_callback: str | None, from_number: str | None = None
+    ) -> str:
         # Looked up at send time so a redirected sys.stdout (tests, `chat`) is honoured.
         stream = self._stream if self._stream is not None else sys.stdout
         print(f"[to texter {mask_number(to)}] {body}", file=stream, flush=True)
@@ -163,12 +168,14 @@ class TwilioSender:
             self._client = client
         return self._client
 
-    async def send(self, to: str, body: str, status_callback: str | None) -> str:
+    async def send(
+        self, to: str, body: str, status_callback: str | None, from_number: str | None = None
+    ) -> str:
         s = self._settings
         client = self._get_client()
         sender: dict[str, str] = (
-            {"from_": s.twilio_from_number}
-            if s.twilio_from_number
+            {"from_": from_number or s.twilio_from_number}
+            if from_number or s.twilio_from_number
             else {"messaging_service_sid": s.twilio_messaging_service_sid}
         )
         kwargs: dict[str, str] = {"to": to, "body": body, **sender}
@@ -225,9 +232,11 @@ class FictionAwareSender:
     def sent(self) -> list[tuple[str, str]]:
         return self.console.sent
 
-    async def send(self, to: str, body: str, status_callback: str | None) -> str:
+    async def send(
+        self, to: str, body: str, status_callback: str | None, from_number: str | None = None
+    ) -> str:
         target = self.console if is_fictional(to) else self.real
-        return await target.send(to, body, status_callback)
+        return await target.send(to, body, status_callback, from_number)
 
     async def redact(self, sid: str) -> None:
         await self.real.redact(sid)

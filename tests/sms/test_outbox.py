@@ -42,7 +42,9 @@ async def _open(settings: Settings) -> Store:
 
 
 @pytest.fixture
-async def store(store_settings: Settings) -> AsyncIterator[Store]:
+async def outbox_store(store_settings: Settings) -> AsyncIterator[Store]:
+    """A SQLite store keyed like the texts below (the root `store` fixture's backends are
+    the store suite's; the outbox's PostgreSQL races are in test_postgres_processes)."""
     store = await _open(store_settings)
     try:
         yield store
@@ -118,12 +120,33 @@ def test_backoff_grows_is_jittered_and_capped() -> None:
 
 
 # -- sending ---------------------------------------------------------------------------
+async def test_a_programs_texter_gets_texts_from_the_number_they_wrote_to(
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+) -> None:
+    """Two programs share one Haven: a text to a texter of the partner program goes from
+    that program's number; a default-program texter's from the configured number."""
+    store = outbox_store
+    partner = await new_conversation(store, "+15551230043")
+    default = await new_conversation(store, "+15551230044")
+    async with store.transaction() as tx:
+        program = await tx.add_program(
+            "freedom", "Freedom Network", "+15557770000", None, None, False, NOW
+        )
+        await tx.set_conversation_program(partner, program.id)
+    await queue_text(store, partner, "from the partner program")
+    await queue_text(store, default, "from the default program")
+    assert await worker(store, twilio, store_settings).run_once(NOW) == 2
+    sent = {m.form["To"]: m.form.get("From") for m in fake_twilio.messages}
+    assert sent == {"+15551230043": "+15557770000", "+15551230044": "+15005550006"}
+
+
 async def test_queued_text_is_sent_once_with_sid_recorded(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """A queued text goes out once, the message records 'sent' and Twilio's SID, the status
     callback URL is the public one, dashboards get status events, and a second pass sends
     nothing more."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "hello from haven")
     events = Events()
@@ -144,10 +167,11 @@ async def test_queued_text_is_sent_once_with_sid_recorded(
 
 
 async def test_server_error_is_retried_later_and_sent_once(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """A 500 puts the text back in the queue with a backoff time: not retried before it is
     due, then sent exactly once."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "retry me")
     fake_twilio.fail_next(1, 500)
@@ -162,9 +186,10 @@ async def test_server_error_is_retried_later_and_sent_once(
 
 
 async def test_rate_limit_is_retried(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """A 429 is retried like a 5xx."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "slow down")
     fake_twilio.fail_next(2, 429)
@@ -176,10 +201,11 @@ async def test_rate_limit_is_retried(
 
 
 async def test_permanent_error_fails_visibly_and_is_not_retried(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """21610 (the texter sent STOP to the carrier) marks the message failed with that code,
     and nothing is tried again."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "you there?")
     fake_twilio.fail_next(1, 400, 21610)
@@ -192,10 +218,11 @@ async def test_permanent_error_fails_visibly_and_is_not_retried(
 
 
 async def test_gives_up_after_max_attempts(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """A text that keeps meeting 5xx is failed (visibly, with the last code) after
     max_attempts tries, not retried for ever."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "outage")
     fake_twilio.fail_next(10, 503, 20503)
@@ -208,9 +235,10 @@ async def test_gives_up_after_max_attempts(
 
 
 async def test_connection_refused_is_retried(
-    store: Store, store_settings: Settings, closed_port_url: str
+    outbox_store: Store, store_settings: Settings, closed_port_url: str
 ) -> None:
     """With Twilio unreachable the text stays queued for a retry rather than failing."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "anyone?")
     sender = TwilioSender(store_settings.with_(twilio_api_base=closed_port_url))
@@ -223,10 +251,11 @@ async def test_connection_refused_is_retried(
 
 
 async def test_one_conversation_keeps_its_order_through_a_retry(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """If the first of two texts to a texter must be retried, the second waits for it, so
     they arrive in the order written."""
+    store = outbox_store
     conv = await new_conversation(store)
     first = await queue_text(store, conv, "first")
     second = await queue_text(store, conv, "second")
@@ -241,10 +270,11 @@ async def test_one_conversation_keeps_its_order_through_a_retry(
 
 
 async def test_two_workers_racing_never_send_one_text_twice(
-    store: Store, store_settings: Settings, fake_twilio: FakeTwilio
+    outbox_store: Store, store_settings: Settings, fake_twilio: FakeTwilio
 ) -> None:
     """Two workers, each with its own store connection as separate processes would have,
     pass over the same outbox at once: every text goes out exactly once."""
+    store = outbox_store
     bodies = []
     for i in range(12):
         conv = await new_conversation(store, f"+1555000{i:04d}")
@@ -269,9 +299,12 @@ async def test_two_workers_racing_never_send_one_text_twice(
     assert len(fake_twilio.requests) == len(bodies)
 
 
-async def test_console_sender_through_the_outbox(store: Store, store_settings: Settings) -> None:
+async def test_console_sender_through_the_outbox(
+    outbox_store: Store, store_settings: Settings
+) -> None:
     """With no Twilio account the console sender prints the text and the message is 'sent'
     with a console SID, so the product runs on a laptop."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "hi from the console")
     out = io.StringIO()
@@ -283,10 +316,11 @@ async def test_console_sender_through_the_outbox(store: Store, store_settings: S
 
 
 async def test_wake_sends_without_waiting_for_the_tick(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """With an hour-long tick, a text that was not yet due at the loop's first pass goes out
     as soon as wake() is called, and the loop stops cleanly when asked."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "wake up")  # due at NOW
     first_pass = asyncio.Event()
@@ -321,10 +355,11 @@ async def _die_mid_send(store: Store, conversation_id: int) -> int:
 
 
 async def test_item_left_sending_by_a_dead_worker_is_never_resent(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """At-most-once: Twilio has no idempotency key, so a text whose send was interrupted is
     not sent again by later passes, however late."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await _die_mid_send(store, conv)
     w = worker(store, twilio, store_settings)
@@ -335,10 +370,11 @@ async def test_item_left_sending_by_a_dead_worker_is_never_resent(
 
 
 async def test_interrupted_send_is_shown_uncertain_after_the_timeout(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """A text left 'sending' longer than sending_timeout becomes visibly 'uncertain' with
     code 'interrupted' (and a status event), rather than sitting in 'sending' for ever."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await _die_mid_send(store, conv)
     events = Events()
@@ -356,12 +392,13 @@ async def test_interrupted_send_is_shown_uncertain_after_the_timeout(
 
 # -- unknown outcome: sent once means once -----------------------------------------------
 async def test_timed_out_send_is_uncertain_and_never_resent(
-    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """Twilio accepts the POST but answers after 30 s; the client gives up after its
     per-request timeout. The text may have gone out, so it is marked 'uncertain' (visible to
     the advocate, code 'timeout') and later passes never send it again: one message at
     Twilio, however long we wait."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await queue_text(store, conv, "did this arrive?")
     fake_twilio.delay_next(1, 30.0)
@@ -383,9 +420,10 @@ async def test_timed_out_send_is_uncertain_and_never_resent(
 
 
 async def test_uncertain_text_does_not_hold_the_conversations_later_texts(
-    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """After a timed-out first text, the conversation's second text still goes out (once)."""
+    store = outbox_store
     conv = await new_conversation(store)
     first = await queue_text(store, conv, "first")
     second = await queue_text(store, conv, "second")
@@ -415,12 +453,13 @@ async def _until(predicate: Callable[[], bool], within: float) -> float:
 
 
 async def test_a_hung_send_does_not_delay_other_conversations(
-    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """One conversation's request hangs at Twilio (answer after 30 s, client timeout 3 s).
     Another conversation's text, queued meanwhile, is delivered at once (well under the
     timeout), while the hung conversation's own second text waits its turn: order within one
     conversation, concurrency across them."""
+    store = outbox_store
     hung, other = "+15551230001", "+15551230002"
     fake_twilio.delay_to(hung, 30.0)
     conv_a = await new_conversation(store, hung)
@@ -448,10 +487,11 @@ async def test_a_hung_send_does_not_delay_other_conversations(
 
 
 async def test_at_most_the_configured_number_of_sends_are_in_flight(
-    store: Store, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """With every request hanging, 12 conversations' texts put at most
     outbox_concurrency (here 4) requests in flight at once."""
+    store = outbox_store
     for i in range(12):
         number = f"+1555000{i:04d}"
         fake_twilio.delay_to(number, 30.0)
@@ -469,12 +509,13 @@ async def test_at_most_the_configured_number_of_sends_are_in_flight(
 
 # -- recovery at start-up ---------------------------------------------------------------
 async def test_text_left_sending_by_a_killed_process_is_recovered_at_start_up(
-    store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, fake_twilio: FakeTwilio, store_settings: Settings
 ) -> None:
     """A process was killed (kill -9) mid-send 5 s before this one started. At start-up the
     text it left 'sending' is marked 'uncertain' (code 'interrupted': it may have gone out),
     never resent, and the conversation's later text goes out at once rather than after the
     300 s the stale check would wait."""
+    store = outbox_store
     conv = await new_conversation(store)
     mid = await _die_mid_send(store, conv)
     after = await queue_text(store, conv, "after the crash")
