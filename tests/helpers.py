@@ -8,8 +8,12 @@ import itertools
 import os
 import re
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +21,10 @@ from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from bot.store import Store
-from bot.store.base import User
+from bot.crypto import Crypto
+from bot.settings import Settings
+from bot.store import Store, open_store
+from bot.store.base import Message, User
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 AUTH_TOKEN = "test-auth-token-12345"
@@ -89,3 +95,77 @@ def secure_jar(port: int) -> CookieJar:
     speaks plain HTTP on 127.0.0.1, as a TLS-terminating proxy would see it; treat that
     origin as secure, as browsers treat localhost."""
     return CookieJar(unsafe=True, treat_as_secure_origin=[f"http://127.0.0.1:{port}"])
+
+
+# -- the outbox: texts queued as the engine queues them ------------------------------------
+OUTBOX_SECRET = "outbox-test-secret-key-0123456789abcdef"
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+
+
+async def new_conversation(store: Store, phone: str = "+15551230042") -> int:
+    async with store.transaction() as tx:
+        texter = await tx.create_texter(Crypto(OUTBOX_SECRET).lookup_hash(phone), phone, "en", NOW)
+        return (await tx.create_conversation(texter.id, "en", NOW)).id
+
+
+async def queue_text(store: Store, conversation_id: int, body: str) -> int:
+    async with store.transaction() as tx:
+        conv = await tx.get_conversation(conversation_id)
+        texter = await tx.get_texter(conv.texter_id)
+        message = await tx.add_message(
+            Message(conversation_id, "out", body, author="haven", status="queued")
+        )
+        assert message.id is not None
+        await tx.enqueue_outbound(message.id, texter.phone, NOW)
+        return message.id
+
+
+async def message(store: Store, conversation_id: int, message_id: int) -> Message:
+    async with store.transaction() as tx:
+        (found,) = [m for m in await tx.list_messages(conversation_id) if m.id == message_id]
+        return found
+
+
+async def open_outbox_store(settings: Settings) -> Store:
+    store = open_store(settings, Crypto(OUTBOX_SECRET))
+    await store.open()
+    await store.migrate()
+    return store
+
+
+# -- a real `python -m bot` in a subprocess ---------------------------------------------------
+def serve(
+    cwd: Path, env: dict[str, str], args: tuple[str, ...] = ("serve",)
+) -> tuple[int, str, float]:
+    """Run `python -m bot serve`; return (exit code, stderr, seconds taken). A server that
+    stays up past 20 s is killed and reported as exit code None's stand-in, -999."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HAVEN_", "TWILIO_"))}
+    environ.pop("DATABASE_URL", None)
+    environ |= {"PYTHONPATH": str(ROOT), "HAVEN_LOG_FORMAT": "json", "PORT": str(free_port())}
+    environ |= env
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=environ,
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return -999, err, time.perf_counter() - started
+    return done.returncode, done.stderr, time.perf_counter() - started
+
+
+def one_clear_line(stderr: str) -> str:
+    """The error line: exactly one line that starts 'error:' and no traceback. Log lines
+    (JSON, written before the failure) may precede it."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert all(line.startswith("{") for line in lines if line not in errors), stderr
+    return errors[0]

@@ -14,7 +14,7 @@ from bot.crypto import Crypto
 from bot.rekey import KeyRefused, rekey
 from bot.settings import Settings
 from bot.store import Message, Store, open_store
-from tests.test_startup import free_port, one_clear_line, serve
+from tests.helpers import free_port, one_clear_line, serve
 
 KEY_A = "the-old-secret-key-aaaaaaaaaaaaaaaaaaaaaaaa"
 KEY_B = "the-new-secret-key-bbbbbbbbbbbbbbbbbbbbbbbb"
@@ -191,7 +191,7 @@ def test_rekey_summary_is_json(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.test_startup import ROOT
+    from tests.helpers import ROOT
 
     done = subprocess.run(
         [sys.executable, "-m", "bot", "rekey"],

@@ -6,60 +6,16 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import free_port, one_clear_line, serve
+
 KEY = "startup-test-secret-key-0123456789abcdef"
 SID = "AC" + "1" * 32
 POSTGRES = os.environ.get("HAVEN_TEST_POSTGRES", "")
-
-
-def serve(
-    cwd: Path, env: dict[str, str], args: tuple[str, ...] = ("serve",)
-) -> tuple[int, str, float]:
-    """Run `python -m bot serve`; return (exit code, stderr, seconds taken). A server that
-    stays up past 20 s is killed and reported as exit code None's stand-in, -999."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HAVEN_", "TWILIO_"))}
-    environ.pop("DATABASE_URL", None)
-    environ |= {"PYTHONPATH": str(ROOT), "HAVEN_LOG_FORMAT": "json", "PORT": str(free_port())}
-    environ |= env
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env=environ,
-            timeout=20,
-        )
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        return -999, err, time.perf_counter() - started
-    return done.returncode, done.stderr, time.perf_counter() - started
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def one_clear_line(stderr: str) -> str:
-    """The error line: exactly one line that starts 'error:' and no traceback. Log lines
-    (JSON, written before the failure) may precede it."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, stderr
-    assert all(line.startswith("{") for line in lines if line not in errors), stderr
-    return errors[0]
 
 
 def _corrupt(folder: Path) -> dict[str, str]:

@@ -5,84 +5,20 @@ from __future__ import annotations
 import asyncio
 import io
 import random
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 
-from bot.crypto import Crypto
 from bot.events import Event, Events
 from bot.settings import Settings
 from bot.sms.outbox import OutboxWorker, backoff_delay
 from bot.sms.sender import ConsoleSender, TwilioSender
-from bot.store import open_store
-from bot.store.base import Message, Store
+from bot.store.base import Store
+from tests.helpers import LATER, NOW, message, new_conversation, open_outbox_store, queue_text
 from tests.sms.fake_twilio import FakeTwilio
 
 # The twilio SDK still calls aiohttp APIs deprecated for aiohttp 4 (BasicAuth, auth=).
-
-SECRET = "outbox-test-secret-key-0123456789abcdef"
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-LATER = NOW + timedelta(hours=1)
-
-
-@pytest.fixture
-def store_settings(twilio_settings: Settings, tmp_path: Path) -> Settings:
-    return twilio_settings.with_(
-        database_url=f"sqlite:///{tmp_path / 'haven.db'}", secret_key=SECRET
-    )
-
-
-async def _open(settings: Settings) -> Store:
-    store = open_store(settings, Crypto(SECRET))
-    await store.open()
-    await store.migrate()
-    return store
-
-
-@pytest.fixture
-async def outbox_store(store_settings: Settings) -> AsyncIterator[Store]:
-    """A SQLite store keyed like the texts below (the root `store` fixture's backends are
-    the store suite's; the outbox's PostgreSQL races are in test_postgres_processes)."""
-    store = await _open(store_settings)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@pytest.fixture
-async def twilio(store_settings: Settings) -> AsyncIterator[TwilioSender]:
-    sender = TwilioSender(store_settings)
-    try:
-        yield sender
-    finally:
-        await sender.close()
-
-
-async def new_conversation(store: Store, phone: str = "+15551230042") -> int:
-    async with store.transaction() as tx:
-        texter = await tx.create_texter(Crypto(SECRET).lookup_hash(phone), phone, "en", NOW)
-        return (await tx.create_conversation(texter.id, "en", NOW)).id
-
-
-async def queue_text(store: Store, conversation_id: int, body: str) -> int:
-    async with store.transaction() as tx:
-        conv = await tx.get_conversation(conversation_id)
-        texter = await tx.get_texter(conv.texter_id)
-        message = await tx.add_message(
-            Message(conversation_id, "out", body, author="haven", status="queued")
-        )
-        assert message.id is not None
-        await tx.enqueue_outbound(message.id, texter.phone, NOW)
-        return message.id
-
-
-async def message(store: Store, conversation_id: int, message_id: int) -> Message:
-    async with store.transaction() as tx:
-        (found,) = [m for m in await tx.list_messages(conversation_id) if m.id == message_id]
-        return found
 
 
 def worker(
@@ -281,7 +217,7 @@ async def test_two_workers_racing_never_send_one_text_twice(
         for j in range(2):
             bodies.append(f"text {i}-{j}")
             await queue_text(store, conv, bodies[-1])
-    other = await _open(store_settings)
+    other = await open_outbox_store(store_settings)
     senders = [TwilioSender(store_settings), TwilioSender(store_settings)]
     try:
         workers = [

@@ -12,26 +12,15 @@ from bot.settings import Settings
 from bot.sms.outbox import OutboxWorker
 from bot.sms.sender import TwilioSender
 from bot.store.base import Message, Store
+from tests.helpers import LATER, NOW, message, new_conversation, queue_text
 from tests.sms.fake_twilio import FakeTwilio
-from tests.sms.test_outbox import (
-    LATER,
-    NOW,
-    message,
-    new_conversation,
-    queue_text,
-    store,
-    store_settings,
-    twilio,
-)
-
-__all__ = ["store", "store_settings", "twilio"]  # fixtures shared with the outbox tests
 
 
 @pytest.fixture
 async def worker(
-    store: Store, twilio: TwilioSender, store_settings: Settings
+    outbox_store: Store, twilio: TwilioSender, store_settings: Settings
 ) -> AsyncIterator[OutboxWorker]:
-    yield OutboxWorker(store, twilio, store_settings)
+    yield OutboxWorker(outbox_store, twilio, store_settings)
 
 
 async def sent_conversation(store: Store, worker: OutboxWorker, phone: str) -> tuple[int, str]:
@@ -47,11 +36,12 @@ async def sent_conversation(store: Store, worker: OutboxWorker, phone: str) -> t
 
 
 async def test_quick_exit_redacts_the_bodies_twilio_keeps(
-    store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
+    outbox_store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
 ) -> None:
     """After EXIT purges a conversation, the next outbox pass asks Twilio to redact both
     its outbound and inbound messages (Body=""); Twilio's copies are blank, and later passes
     ask nothing more."""
+    store = outbox_store
     conv, out_sid = await sent_conversation(store, worker, "+15551230011")
     fake_twilio.inbound("SMin15551230011", "it's me")
     async with store.transaction() as tx:
@@ -65,10 +55,11 @@ async def test_quick_exit_redacts_the_bodies_twilio_keeps(
 
 
 async def test_delete_and_retention_redact_too(
-    store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
+    outbox_store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
 ) -> None:
     """DELETE (delete_texter) and retention (purge_before) record the SIDs before the rows
     go, and the outbox redacts them."""
+    store = outbox_store
     conv_a, sid_a = await sent_conversation(store, worker, "+15551230012")
     conv_b, sid_b = await sent_conversation(store, worker, "+15551230013")
     async with store.transaction() as tx:
@@ -83,10 +74,11 @@ async def test_delete_and_retention_redact_too(
 
 
 async def test_a_failed_redaction_is_retried_until_done(
-    store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
+    outbox_store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
 ) -> None:
     """A 500 from Twilio leaves a redaction pending with a backoff; a later pass redacts
     each message once."""
+    store = outbox_store
     conv, sid = await sent_conversation(store, worker, "+15551230014")
     fake_twilio.inbound("SMin15551230014", "it's me")
     async with store.transaction() as tx:
@@ -101,9 +93,10 @@ async def test_a_failed_redaction_is_retried_until_done(
 
 
 async def test_a_message_twilio_does_not_know_is_not_retried(
-    store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
+    outbox_store: Store, worker: OutboxWorker, fake_twilio: FakeTwilio
 ) -> None:
     """An inbound SID Twilio answers 404 for (nothing to redact) is done, not retried."""
+    store = outbox_store
     conv = await new_conversation(store, "+15551230015")
     async with store.transaction() as tx:
         await tx.add_message(Message(conv, "in", "hi", provider_sid="SMunknown1"))
