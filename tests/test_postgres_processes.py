@@ -46,8 +46,10 @@ async def pg_settings(settings: Settings) -> AsyncIterator[Settings]:
 
 @pytest.fixture
 async def two_processes(
-    aiohttp_client: Any, pg_settings: Settings
+    pg_settings: Settings, aiohttp_client: Any
 ) -> tuple[TestClient, TestClient]:
+    """Two apps on one PostgreSQL schema. pg_settings comes first so that it is torn down
+    last: the schema is dropped only after both apps (and their background work) stop."""
     first = await aiohttp_client(create_app(pg_settings))
     second = await aiohttp_client(create_app(pg_settings))
     return first, second
