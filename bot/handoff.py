@@ -13,8 +13,8 @@ from collections.abc import Collection
 from datetime import datetime
 
 from bot import alarms
-from bot.engine import staff_step
 from bot.events import Event, Events
+from bot.flowstate import staff_step
 from bot.queue import HELD_STATES, QUEUE_LIMIT, QUEUED, TEAMS, is_role_play, ordered
 from bot.settings import Settings
 from bot.store.base import Conflict, Conversation, NotFound, Store, Tx, User

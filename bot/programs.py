@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.events import Event, Events
+from bot.flowstate import staff_step
 from bot.hours import Hours, parse_hours
 from bot.settings import Settings
 from bot.store.base import Conflict, Conversation, Message, NotFound, Program, Store, Tx, User
@@ -270,7 +271,6 @@ async def answer_partner_offer(
     conv.flow = {**flow, REFERRALS: [*flow.get(REFERRALS, []), record]}
     if outcome != "accepted":
         return Say("partner_declined") if outcome == "declined" else None
-    from bot.engine import staff_step  # the engine calls this module: import at use
 
     await staff_step(tx, conv, "release", now)
     conv.advocate_id = conv.transfer_to = None

@@ -10,8 +10,8 @@ from flows.intake import INTAKE
 
 ROOT = Path(__file__).resolve().parents[2]
 # The single place outside flows/ that writes a state: copying back what the flow decided
-# (bot.engine.from_flow), and a new conversation's first state, which the flow names.
-ALLOWED = {("bot/engine.py", "model.state"), ("bot/engine.py", "INTAKE.first_state(...)")}
+# (bot.flowstate.from_flow), and a new conversation's first state, which the flow names.
+ALLOWED = {("bot/flowstate.py", "model.state"), ("bot/engine.py", "INTAKE.first_state(...)")}
 
 
 def state_assignments(path: Path) -> list[tuple[int, str]]:
