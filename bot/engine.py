@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import alarms, metrics, programs, resources
+from bot import abuse, alarms, metrics, programs, resources
 from bot.events import Event, Events
 from bot.hours import Hours, in_unsafe_hours, parse_hours
 from bot.logs import get_logger
@@ -263,6 +263,13 @@ class Engine:
             )
         )
         raised = self._apply_triage(conv, result, now)
+        # -- abuse (issue 10; policy in bot.abuse) ------------------------------------------
+        # A blocked number's message is kept and triaged, but steps no flow, joins no queue
+        # and gets no reply, unless it shows danger: then it goes on as any message (rule 1).
+        if not result.danger and await abuse.is_blocked(tx, texter):
+            await tx.save_conversation(conv)
+            events.append(Event("message", {"conversation_id": conv.id, "direction": "in"}))
+            return Outcome([], conv.id)
         holder = conv.advocate_id  # told of whatever happens, even if this lets them go
         # A pending partner-program offer takes this message as its answer, unless danger.
         partner = await programs.answer_partner_offer(tx, conv, sms.body, result.danger, now)
@@ -296,6 +303,8 @@ class Engine:
                 "message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"}
             )
         )
+        if replies and not await abuse.reply_allowed(tx, texter, now, self.settings, result.danger):
+            replies = []  # abuse (issue 10): past this number's reply limit; kept, unanswered
         texts = await self._finish(tx, conv, texter, model, replies, now, events, holder)
         if result.danger and held and is_held(conv):
             # Rule 1 while an advocate holds it: Haven stays quiet; people are alarmed.
