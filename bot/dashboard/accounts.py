@@ -229,3 +229,63 @@ class LoginThrottle:
                 for k, v in self._by_key.items()
                 if (v.times and v.times[-1] > cutoff) or (v.locked_until and v.locked_until > now)
             }
+
+
+# -- the account lifecycle from the command line (`python -m bot users ...`) ----------------
+# Each change is audited with no user (the operator at the console) and names the account.
+
+
+async def _change_user(
+    store: Store, name: str, action: str, detail: str, change: Callable[[User], None]
+) -> User:
+    async with store.transaction() as tx:
+        user = await tx.get_user_by_name(name)
+        if user is None:
+            raise AccountError(f"there is no user named {name!r}")
+        change(user)
+        await tx.save_user(user)
+        await tx.audit(None, action, None, f"user {user.id} {detail}".strip(), datetime.now(UTC))
+        return user
+
+
+async def list_users_cli(store: Store) -> list[dict[str, Any]]:
+    """Every account, oldest first: name, role, active, presence (never a hash)."""
+    async with store.transaction() as tx:
+        users = await tx.list_users()
+    return [
+        {"name": u.name, "role": u.role, "active": u.active, "presence": u.presence} for u in users
+    ]
+
+
+async def disable_user_cli(store: Store, name: str) -> User:
+    """The account can no longer sign in, and its sessions end at once."""
+
+    def disable(user: User) -> None:
+        user.active = False
+        user.presence = "offline"
+        user.session_epoch += 1
+
+    return await _change_user(store, name, "user_disable", "", disable)
+
+
+async def set_password_cli(store: Store, name: str, password: str) -> User:
+    """A new password; every session made with the old one ends."""
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+    password_hash = await off_loop(hash_password, password)
+
+    def set_password(user: User) -> None:
+        user.password_hash = password_hash
+        user.session_epoch += 1
+
+    return await _change_user(store, name, "user_password", "", set_password)
+
+
+async def set_role_cli(store: Store, name: str, role: str) -> User:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+
+    def set_role(user: User) -> None:
+        user.role = role
+
+    return await _change_user(store, name, "user_role", f"to {role}", set_role)
