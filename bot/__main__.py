@@ -120,6 +120,18 @@ async def cmd_chat(settings: Settings, number: str, stdin: TextIO, stdout: TextI
     return 0
 
 
+def read_password(from_stdin: bool, prompt: str) -> str | None:
+    """One line of stdin, or asked twice at the terminal; None (said on stderr) when the two
+    differ."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass(prompt)
+    if password != getpass.getpass("Again: "):
+        print("error: the passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
 async def cmd_users_add(
     settings: Settings,
     name: str,
@@ -135,13 +147,9 @@ async def cmd_users_add(
         async with opened_store(settings) as store, store.transaction() as tx:
             await programs.program_ids_for(tx, program_slugs)
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Again: "):
-            print("error: the passwords differ", file=sys.stderr)
-            return 2
+    password = read_password(password_stdin, "Password: ")
+    if password is None:
+        return 2
     async with opened_store(settings) as store:
         user = await add_user_cli(store, name, role, password, teams)
         if program_slugs:  # --program: the programs whose conversations they see
@@ -150,6 +158,30 @@ async def cmd_users_add(
                     user.id, await programs.program_ids_for(tx, program_slugs)
                 )
     print(json.dumps({"id": user.id, "name": user.name, "role": user.role}))
+    return 0
+
+
+async def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
+    """users list | disable NAME | set-password NAME | set-role NAME ROLE."""
+    from bot.dashboard import accounts
+
+    password: str | None = ""
+    if args.users_command == "set-password":
+        password = read_password(args.password_stdin, "New password: ")
+        if password is None:
+            return 2
+    async with opened_store(settings) as store:
+        if args.users_command == "list":
+            for row in await accounts.list_users_cli(store):
+                print(json.dumps(row))
+            return 0
+        if args.users_command == "disable":
+            user = await accounts.disable_user_cli(store, args.name)
+        elif args.users_command == "set-password":
+            user = await accounts.set_password_cli(store, args.name, password or "")
+        else:
+            user = await accounts.set_role_cli(store, args.name, args.role)
+    print(json.dumps({"name": user.name, "role": user.role, "active": user.active}))
     return 0
 
 
@@ -204,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--program", action="append", default=[], help="a program they work for (repeatable)"
     )
+    users_sub.add_parser("list", help="every account as JSON lines (no password hashes)")
+    disable = users_sub.add_parser("disable", help="stop an account signing in (ends sessions)")
+    disable.add_argument("name")
+    set_password = users_sub.add_parser("set-password", help="a new password (ends sessions)")
+    set_password.add_argument("name")
+    set_password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    set_role = users_sub.add_parser("set-role", help="change an account's role")
+    set_role.add_argument("name")
+    set_role.add_argument("role")
     sub.add_parser("purge", help="apply retention now")
     stats = sub.add_parser("stats", help="counts for operators, as JSON")
     stats.add_argument("--program", help="one program's figures (a slug, or 'default')")
@@ -245,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_migrate(settings))
         if command == "chat":
             return asyncio.run(cmd_chat(settings, args.number, sys.stdin, sys.stdout))
+        if command == "users" and args.users_command != "add":
+            return asyncio.run(cmd_users_change(settings, args))
         if command == "users":
             return asyncio.run(
                 cmd_users_add(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import alarms, metrics, programs, resources
+from bot import abuse, alarms, metrics, programs, resources
 from bot.events import Event, Events
 from bot.flowstate import from_flow, is_held, staff_step, to_flow
 from bot.hours import Hours, in_unsafe_hours, parse_hours
@@ -34,11 +34,12 @@ from bot.store.base import (
 )
 from bot.triage import Triage, triage
 from bot.vocabulary import utcnow
-from flows import copy
+from flows import copy, keywords
 from flows.intake import INTAKE
 from flows.model import FlowConversation, Say, Turn
 from flows.states import (
     AFTER_HOURS,
+    CONFIRM_DELETE,
     EXITED,
     NEW,
     OPTED_OUT,
@@ -61,6 +62,8 @@ def may_text_first(texter: Texter, now: datetime, hours: Hours) -> bool:
     )
 
 
+# A blocked number can still stop texts, end the chat and have its data erased.
+RIGHTS_KEYWORDS = frozenset({"stop", "exit", "delete"})
 # What a danger text says instead: who we are, the queue, the hours and lines.
 SUPERSEDED_BY_DANGER = frozenset(
     {
@@ -169,6 +172,18 @@ class Engine:
             )
         )
         raised = self._apply_triage(conv, result, now)
+        # -- abuse (issue 10; policy in bot.abuse) ------------------------------------------
+        # A blocked number's message is kept and triaged, but steps no flow, joins no queue
+        # and gets no reply, unless it shows danger (rule 1) or uses a texter's rights:
+        # STOP, EXIT and DELETE (and the answer to DELETE's question) always work.
+        rights = (
+            conv.state == CONFIRM_DELETE
+            or keywords.keyword(sms.body, self.settings.exit_keywords) in RIGHTS_KEYWORDS
+        )
+        if not result.danger and not rights and await abuse.is_blocked(tx, texter):
+            await tx.save_conversation(conv)
+            events.append(Event("message", {"conversation_id": conv.id, "direction": "in"}))
+            return Outcome([], conv.id)
         holder = conv.advocate_id  # told of whatever happens, even if this lets them go
         # A pending partner-program offer takes this message as its answer, unless danger.
         partner = await programs.answer_partner_offer(tx, conv, sms.body, result.danger, now)
@@ -202,6 +217,8 @@ class Engine:
                 "message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"}
             )
         )
+        if replies and not await abuse.reply_allowed(tx, texter, now, self.settings, result.danger):
+            replies = []  # abuse (issue 10): past this number's reply limit; kept, unanswered
         texts = await self._finish(tx, conv, texter, model, replies, now, events, holder)
         if result.danger and held and is_held(conv):
             # Rule 1 while an advocate holds it: Haven stays quiet; people are alarmed.

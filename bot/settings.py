@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -12,6 +13,8 @@ from typing import Any
 from bot.vocabulary import is_e164
 
 DEFAULT_NATIONAL_LINES = ("dv_hotline", "lifeline_988")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -88,6 +91,14 @@ class Settings:
     # HAVEN_ONCALL_NUMBERS: who is paged by SMS when a priority-1 texter waits unclaimed and
     # no staff member is signed in (E.164, comma-separated). The page names no texter.
     oncall_numbers: tuple[str, ...] = ()
+    # HAVEN_TRUSTED_PROXIES: addresses or CIDRs of the proxies in front of Haven, whose
+    # X-Forwarded-For is believed (login throttling per browser). Default none: served
+    # directly, the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # HAVEN_REPLY_LIMIT replies per HAVEN_REPLY_WINDOW seconds to one number; past it,
+    # messages are stored and triaged but get no reply, unless they show danger.
+    reply_limit: int = 20
+    reply_window: int = 600
     # Where `serve` keeps a generated secret key when none is set (development only).
     secret_file: Path = field(default=Path(".haven-secret"))
     # How often background work (outbox, timers, retention) wakes, in seconds.
@@ -96,6 +107,10 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def trusted_networks(self) -> tuple[IPNetwork, ...]:
+        return tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
 
     @property
     def twilio_enabled(self) -> bool:
@@ -162,6 +177,14 @@ class Settings:
             raise SettingsError(
                 f"HAVEN_ONCALL_NUMBERS: {len(bad)} number(s) are not E.164 like +15551234567"
             )
+        proxies = tuple(x.strip() for x in get("HAVEN_TRUSTED_PROXIES", "").split(",") if x.strip())
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"HAVEN_TRUSTED_PROXIES: {proxy!r} is not an IP address or CIDR"
+                ) from None
         settings = cls(
             env=env,
             host=host,
@@ -194,6 +217,9 @@ class Settings:
             exit_keywords=exit_words,
             cross_team=get("HAVEN_CROSS_TEAM", "true").strip().lower() not in ("0", "false", "no"),
             oncall_numbers=oncall,
+            trusted_proxies=proxies,
+            reply_limit=_int(env_map, "HAVEN_REPLY_LIMIT", 20, minimum=1),
+            reply_window=_int(env_map, "HAVEN_REPLY_WINDOW", 600, minimum=1),
         )
         from bot.hours import parse_hours  # validate early: a bad HAVEN_HOURS stops start-up
 

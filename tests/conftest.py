@@ -38,7 +38,11 @@ from tests.helpers import (
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Test settings; a module or test marked `@pytest.mark.settings(name=value, ...)`
+    gets those changes (instead of a fixture redefined under the same name)."""
+    marker = request.node.get_closest_marker("settings")
+    changes = dict(marker.kwargs) if marker is not None else {}
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'haven.db'}",
         secret_key=TEST_SECRET,
@@ -47,7 +51,7 @@ def settings(tmp_path: Path) -> Settings:
         org_name="Harbor House",
         secret_file=tmp_path / ".haven-secret",
         tick_seconds=0.05,
-    )
+    ).with_(**changes)
 
 
 @pytest.fixture

@@ -100,3 +100,76 @@ def test_production_refuses_to_start_without_a_key(tmp_path: Path, env: dict[str
     """Production with no HAVEN_SECRET_KEY refuses to serve."""
     result = run(["serve"], tmp_path, env=env)
     assert result.returncode == 2 and "HAVEN_SECRET_KEY" in result.stderr
+
+
+def _users(tmp_path: Path) -> list[dict[str, object]]:
+    listed = run(["users", "list"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "argon2" not in listed.stdout and "hash" not in listed.stdout
+    return [json.loads(line) for line in listed.stdout.splitlines()]
+
+
+def _in_store(tmp_path: Path, name: str, password: str) -> tuple[bool, list[str]]:
+    """Whether the password signs this name in, and the audit log's actions, newest first
+    (the store the commands wrote, opened in-process)."""
+    import asyncio
+
+    from bot.crypto import Crypto
+    from bot.dashboard.accounts import authenticate
+    from bot.settings import Settings
+    from bot.store import open_store
+
+    async def check() -> tuple[bool, list[str]]:
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'haven.db'}",
+            secret_key=(tmp_path / ".haven-secret").read_text().strip(),
+        )
+        store = open_store(settings, Crypto(settings.secret_key))
+        await store.open()
+        try:
+            works = await authenticate(store, name, password) is not None
+            async with store.transaction() as tx:
+                return works, [a.action for a in await tx.list_audit()]
+        finally:
+            await store.close()
+
+    return asyncio.run(check())
+
+
+def test_users_list_disable_set_password_and_set_role(tmp_path: Path) -> None:
+    """The account lifecycle from the command line: `users list` prints JSON lines (name,
+    role, active, presence; never a hash); set-role, set-password (from stdin) and disable
+    change the account, and each is in the audit log; an unknown name or role is a clear
+    error (exit 2) that changes nothing."""
+    for name, role in (("ana", "advocate"), ("sue", "supervisor")):
+        added = run(
+            ["users", "add", name, "--role", role, "--password-stdin"],
+            tmp_path,
+            stdin="first password 1\n",
+        )
+        assert added.returncode == 0, added.stderr
+    assert _users(tmp_path) == [
+        {"name": "ana", "role": "advocate", "active": True, "presence": "offline"},
+        {"name": "sue", "role": "supervisor", "active": True, "presence": "offline"},
+    ]
+    assert run(["users", "set-role", "ana", "supervisor"], tmp_path).returncode == 0
+    bad_role = run(["users", "set-role", "ana", "king"], tmp_path)
+    assert bad_role.returncode == 2 and "role" in bad_role.stderr
+    changed = run(
+        ["users", "set-password", "ana", "--password-stdin"], tmp_path, stdin="second password 2\n"
+    )
+    assert changed.returncode == 0, changed.stderr
+    short = run(["users", "set-password", "ana", "--password-stdin"], tmp_path, stdin="short\n")
+    assert short.returncode == 2 and "at least" in short.stderr
+    assert _in_store(tmp_path, "ana", "second password 2")[0]
+    assert not _in_store(tmp_path, "ana", "first password 1")[0]
+    assert run(["users", "disable", "sue"], tmp_path).returncode == 0
+    unknown = run(["users", "disable", "nobody"], tmp_path)
+    assert unknown.returncode == 2 and "nobody" in unknown.stderr
+    assert [(u["name"], u["role"], u["active"]) for u in _users(tmp_path)] == [
+        ("ana", "supervisor", True),
+        ("sue", "supervisor", False),
+    ]
+    works, actions = _in_store(tmp_path, "sue", "first password 1")
+    assert not works
+    assert actions == ["user_disable", "user_password", "user_role"]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bot.store.base import Conflict, Store, User
+
+_T = TypeVar("_T")
 
 ROLES = ("advocate", "supervisor", "admin")
 MIN_PASSWORD = 10
@@ -36,6 +41,32 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+# Argon2 takes tens of milliseconds of CPU and ~64 MiB by design. It runs here, on two
+# threads (argon2-cffi releases the GIL), never on the event loop: nothing an unauthenticated
+# visitor sends may slow the texters' webhook. Past MAX_WAITING queued checks, sign-in is
+# refused as busy rather than queueing without bound.
+HASH_THREADS = 2
+MAX_WAITING = 64
+_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="haven-argon2")
+_waiting = 0
+
+
+class HasherBusy(RuntimeError):
+    """Too many password checks are already waiting."""
+
+
+async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
+    """fn(*args) on the hashing threads."""
+    global _waiting
+    if _waiting >= MAX_WAITING:
+        raise HasherBusy("too many sign-ins at once")
+    _waiting += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_pool, fn, *args)
+    finally:
+        _waiting -= 1
 
 
 def validate_new_user(name: str, role: str, password: str, teams: Sequence[str]) -> None:
@@ -66,7 +97,7 @@ async def add_user_cli(
     """Create an account (the `python -m bot users add` command). Raises AccountError on bad
     input or a taken name, and then stores nothing."""
     validate_new_user(name, role, password, teams)
-    password_hash = hash_password(password)
+    password_hash = await off_loop(hash_password, password)
     try:
         async with store.transaction() as tx:
             if await tx.get_user_by_name(name) is not None:
@@ -79,31 +110,46 @@ async def add_user_cli(
 
 
 async def authenticate(store: Store, name: str, password: str) -> User | None:
-    """The active user with this name and password, else None (same cost either way)."""
+    """The active user with this name and password, else None (same cost either way). The
+    hash is checked off the event loop and outside the transaction (no connection is held
+    while waiting for a hashing thread). HasherBusy when too many checks are waiting."""
     async with store.transaction() as tx:
         user = await tx.get_user_by_name(name) if _NAME.match(name) else None
-        if user is None:
-            verify_password(_DUMMY_HASH, password)
-            return None
-        if not verify_password(user.password_hash, password) or not user.active:
-            return None
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = hash_password(password)
-            await tx.save_user(user)
-        return user
+    if user is None:
+        await off_loop(verify_password, _DUMMY_HASH, password)
+        return None
+    if not await off_loop(verify_password, user.password_hash, password) or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        new_hash = await off_loop(hash_password, password)
+        async with store.transaction() as tx:
+            fresh = await tx.get_user(user.id)
+            fresh.password_hash = new_hash
+            await tx.save_user(fresh)
+        user.password_hash = new_hash
+    return user
 
 
 @dataclass
-class _Failures:
-    times: list[datetime] = field(default_factory=list)
+class _Attempts:
+    times: list[datetime] = field(default_factory=list)  # counted attempts, in the window
     locked_until: datetime | None = None
+    locks: int = 0  # lock-outs so far: each one doubles the next
 
 
 class LoginThrottle:
-    """Slows password guessing: after `limit` failures within `window` for one name, or
-    `limit * 4` for one client address, further attempts are refused until the lock runs out.
-    The lock doubles with each further lock-out (capped). In memory, per process: with
-    several web processes an attacker gets at most that many times the budget."""
+    """Slows password guessing without letting a stranger lock a named user out.
+
+    Every attempt is counted by `begin`, before its password is checked and with no await in
+    between, so any number of simultaneous guesses get at most the limit checked. Limits:
+    `limit` attempts per (address, name) and `address_limit` per address within `window`,
+    then that key is locked (the lock doubles with each lock-out, capped). The name itself
+    has only a soft limit: once it has had `name_limit` failing attempts from anywhere, an
+    address that has been failing is refused for it, while an address with a clean record
+    (the real user at work) is still checked. Guessing one name from many addresses is thus
+    bounded to one guess per address per window, and nobody can lock anyone else out.
+    A correct password refunds its own attempt. In memory, per process: with several web
+    processes an attacker gets at most that many times the budget."""
 
     def __init__(
         self,
@@ -111,36 +157,71 @@ class LoginThrottle:
         window: timedelta = timedelta(minutes=15),
         lock: timedelta = timedelta(minutes=1),
         max_lock: timedelta = timedelta(minutes=30),
+        address_limit: int | None = None,
+        name_limit: int | None = None,
     ) -> None:
         self.limit = limit
+        self.address_limit = address_limit or limit * 4
+        self.name_limit = name_limit or limit * 2
         self.window = window
         self.lock = lock
         self.max_lock = max_lock
-        self._by_key: dict[str, _Failures] = {}
-        self._locks: dict[str, int] = {}
+        self._by_key: dict[str, _Attempts] = {}
 
     def _keys(self, name: str, address: str) -> list[tuple[str, int]]:
-        return [("name:" + name.lower(), self.limit), ("addr:" + address, self.limit * 4)]
+        """The locking keys and their limits."""
+        return [
+            (f"pair:{address}\x00{name.lower()}", self.limit),
+            ("addr:" + address, self.address_limit),
+        ]
 
-    def retry_after(self, name: str, address: str, now: datetime) -> float:
-        """Seconds until this attempt may be made; 0 when allowed."""
+    def _entry(self, key: str, now: datetime) -> _Attempts:
+        entry = self._by_key.setdefault(key, _Attempts())
+        entry.times = [t for t in entry.times if now - t < self.window]
+        return entry
+
+    def begin(self, name: str, address: str, now: datetime) -> float:
+        """Seconds to wait before this attempt may be made (it is not counted then), or 0:
+        the attempt is counted now and its password may be checked."""
         wait = 0.0
-        for key, _limit in self._keys(name, address):
-            entry = self._by_key.get(key)
-            if entry and entry.locked_until and entry.locked_until > now:
+        for key, limit in self._keys(name, address):
+            entry = self._entry(key, now)
+            if entry.locked_until and entry.locked_until > now:
                 wait = max(wait, (entry.locked_until - now).total_seconds())
-        return wait
+            elif len(entry.times) >= limit:  # the limit is in flight: wait for the outcome
+                wait = max(wait, 1.0)
+        named = self._entry("name:" + name.lower(), now)
+        address_failing = bool(self._entry("addr:" + address, now).times)
+        if len(named.times) >= self.name_limit and address_failing:
+            wait = max(wait, (named.times[0] + self.window - now).total_seconds())
+        if wait > 0:
+            return wait
+        for key, _limit in self._keys(name, address):
+            self._by_key[key].times.append(now)
+        named.times.append(now)
+        self._bound(now)
+        return 0.0
 
     def failed(self, name: str, address: str, now: datetime) -> None:
+        """The counted attempt was wrong: lock a key that has reached its limit."""
         for key, limit in self._keys(name, address):
-            entry = self._by_key.setdefault(key, _Failures())
-            entry.times = [t for t in entry.times if now - t < self.window]
-            entry.times.append(now)
-            if len(entry.times) >= limit:
-                count = self._locks.get(key, 0)
-                entry.locked_until = now + min(self.lock * (2**count), self.max_lock)
-                self._locks[key] = count + 1
+            entry = self._entry(key, now)
+            if len(entry.times) >= limit and not (entry.locked_until and entry.locked_until > now):
+                entry.locked_until = now + min(self.lock * (2**entry.locks), self.max_lock)
+                entry.locks += 1
                 entry.times.clear()
+
+    def succeeded(self, name: str, address: str) -> None:
+        """The right password: this address and name start afresh, and the attempt is
+        refunded from the address's and the name's counts."""
+        pair, addr = (key for key, _limit in self._keys(name, address))
+        self._by_key.pop(pair, None)
+        for key in (addr, "name:" + name.lower()):
+            entry = self._by_key.get(key)
+            if entry and entry.times:
+                entry.times.pop()
+
+    def _bound(self, now: datetime) -> None:
         if len(self._by_key) > 10_000:  # bound memory under a spray of names
             cutoff = now - self.window
             self._by_key = {
@@ -149,7 +230,62 @@ class LoginThrottle:
                 if (v.times and v.times[-1] > cutoff) or (v.locked_until and v.locked_until > now)
             }
 
-    def succeeded(self, name: str, address: str) -> None:
-        key = "name:" + name.lower()
-        self._by_key.pop(key, None)
-        self._locks.pop(key, None)
+
+# -- the account lifecycle from the command line (`python -m bot users ...`) ----------------
+# Each change is audited with no user (the operator at the console) and names the account.
+
+
+async def _change_user(
+    store: Store, name: str, action: str, detail: str, change: Callable[[User], None]
+) -> User:
+    async with store.transaction() as tx:
+        user = await tx.get_user_by_name(name)
+        if user is None:
+            raise AccountError(f"there is no user named {name!r}")
+        change(user)
+        await tx.save_user(user)
+        await tx.audit(None, action, None, f"user {user.id} {detail}".strip(), datetime.now(UTC))
+        return user
+
+
+async def list_users_cli(store: Store) -> list[dict[str, Any]]:
+    """Every account, oldest first: name, role, active, presence (never a hash)."""
+    async with store.transaction() as tx:
+        users = await tx.list_users()
+    return [
+        {"name": u.name, "role": u.role, "active": u.active, "presence": u.presence} for u in users
+    ]
+
+
+async def disable_user_cli(store: Store, name: str) -> User:
+    """The account can no longer sign in, and its sessions end at once."""
+
+    def disable(user: User) -> None:
+        user.active = False
+        user.presence = "offline"
+        user.session_epoch += 1
+
+    return await _change_user(store, name, "user_disable", "", disable)
+
+
+async def set_password_cli(store: Store, name: str, password: str) -> User:
+    """A new password; every session made with the old one ends."""
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+    password_hash = await off_loop(hash_password, password)
+
+    def set_password(user: User) -> None:
+        user.password_hash = password_hash
+        user.session_epoch += 1
+
+    return await _change_user(store, name, "user_password", "", set_password)
+
+
+async def set_role_cli(store: Store, name: str, role: str) -> User:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+
+    def set_role(user: User) -> None:
+        user.role = role
+
+    return await _change_user(store, name, "user_role", f"to {role}", set_role)

@@ -407,6 +407,31 @@ class Tx(abc.ABC):
     async def program_referral_count(self, program_id: int | None) -> int:
         """Directory referrals given on the program's conversations."""
 
+    # -- abuse of the SMS line (bot.abuse) and the audit viewer ----------------------------
+    @abc.abstractmethod
+    async def block_texter(self, texter_id: int, user_id: int | None, now: datetime) -> bool:
+        """Put a texter on the block list; True when they were not on it."""
+
+    @abc.abstractmethod
+    async def unblock_texter(self, texter_id: int) -> bool:
+        """Take a texter off the block list; True when they were on it."""
+
+    @abc.abstractmethod
+    async def texter_blocked(self, texter_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def reply_window(self, texter_id: int) -> tuple[datetime, int] | None:
+        """When this texter's reply window opened and how many replies it has had."""
+
+    @abc.abstractmethod
+    async def set_reply_window(
+        self, texter_id: int, started_at: datetime, replies: int
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def audit_page(self, before_id: int | None, limit: int) -> list[AuditEntry]:
+        """Audit rows newest first, older than before_id when given."""
+
 
 class Store(abc.ABC):
     """A database. Open once per process (in the app's cleanup_ctx); share everywhere."""

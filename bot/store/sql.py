@@ -1,6 +1,6 @@
 """One SQL implementation of `Tx` shared by the SQLite and PostgreSQL backends, assembled
 from one mixin per area (bot/store/tx/: texters, conversations, messages, outbox, accounts,
-alarms, operations, resources, advocate tools, programs), plus the migration files' loader
+alarms, operations, resources, advocate tools, programs, abuse), plus the migration files' loader
 and the no-nesting guard.
 
 What is encrypted at rest (bot.crypto, AES-GCM): a texter's phone number and unsafe hours,
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.store.tx.abuse import AbuseTx
 from bot.store.tx.accounts import AccountTx
 from bot.store.tx.advocate_tools import AdvocateToolsTx
 from bot.store.tx.alarms import AlarmTx
@@ -48,6 +49,7 @@ class SqlTx(
     ConversationTx,
     MessageTx,
     OutboxTx,
+    AbuseTx,
     AccountTx,
     AlarmTx,
     OperationsTx,

@@ -66,34 +66,66 @@ async def test_add_user_refuses_a_taken_name(client: TestClient) -> None:
     assert [(u.name, u.role) for u in users] == [("sam", "advocate")]
 
 
-def test_throttle_locks_a_name_after_five_failures_and_unlocks_later() -> None:
-    """Five wrong passwords for one name lock it; the lock runs out; success clears."""
+def _fail(throttle: LoginThrottle, name: str, address: str, at: datetime) -> float:
+    """One wrong attempt as the login view makes it; the wait it was refused with, or 0."""
+    wait = throttle.begin(name, address, at)
+    if wait == 0:
+        throttle.failed(name, address, at)
+    return wait
+
+
+def test_throttle_locks_an_address_and_name_after_five_failures_and_unlocks_later() -> None:
+    """Five wrong passwords for one name from one address lock that pair; the same name
+    from another (clean) address and another name are still checked; the lock runs out."""
     throttle = LoginThrottle(limit=5, lock=timedelta(minutes=1))
-    for i in range(4):
-        throttle.failed("ana", "10.0.0.1", T0 + timedelta(seconds=i))
-        assert throttle.retry_after("ana", "10.0.0.1", T0 + timedelta(seconds=i)) == 0
-    throttle.failed("ana", "10.0.0.2", T0 + timedelta(seconds=5))
-    assert throttle.retry_after("ana", "10.0.0.9", T0 + timedelta(seconds=6)) > 0
-    assert throttle.retry_after("bob", "10.0.0.9", T0 + timedelta(seconds=6)) == 0
-    assert throttle.retry_after("ana", "10.0.0.9", T0 + timedelta(minutes=2)) == 0
+    for i in range(5):
+        assert _fail(throttle, "ana", "10.0.0.1", T0 + timedelta(seconds=i)) == 0
+    assert throttle.begin("ana", "10.0.0.1", T0 + timedelta(seconds=6)) > 0
+    assert throttle.begin("ana", "10.0.0.9", T0 + timedelta(seconds=6)) == 0
+    assert throttle.begin("bob", "10.0.0.1", T0 + timedelta(seconds=6)) == 0
+    assert throttle.begin("ana", "10.0.0.1", T0 + timedelta(minutes=2)) == 0
+
+
+def test_throttle_counts_attempts_before_they_are_checked() -> None:
+    """Attempts still being checked count: with the limit in flight, the next is refused
+    at once; a success refunds its own attempt and clears its pair."""
+    throttle = LoginThrottle(limit=3)
+    assert [throttle.begin("ana", "a", T0) for _ in range(3)] == [0, 0, 0]
+    assert throttle.begin("ana", "a", T0) > 0
+    throttle.succeeded("ana", "a")
+    assert throttle.begin("ana", "a", T0) == 0
 
 
 def test_throttle_lock_doubles_on_repeat_lockouts() -> None:
-    """A second lock-out of the same name lasts twice as long as the first."""
-    throttle = LoginThrottle(limit=2, lock=timedelta(minutes=1))
+    """A second lock-out of the same pair lasts twice as long as the first."""
+    throttle = LoginThrottle(limit=2, lock=timedelta(minutes=1), name_limit=10)
     for _ in range(2):
-        throttle.failed("ana", "a", T0)
-    first = throttle.retry_after("ana", "a", T0)
+        _fail(throttle, "ana", "a", T0)
+    first = throttle.begin("ana", "a", T0)
     later = T0 + timedelta(minutes=5)
     for _ in range(2):
-        throttle.failed("ana", "a", later)
-    assert throttle.retry_after("ana", "a", later) == pytest.approx(first * 2)
+        _fail(throttle, "ana", "a", later)
+    assert throttle.begin("ana", "a", later) == pytest.approx(first * 2)
 
 
 def test_throttle_limits_one_address_spraying_many_names() -> None:
-    """One client trying many names is locked after four times the per-name limit."""
+    """One client trying many names is locked after four times the per-pair limit; another
+    address is not."""
     throttle = LoginThrottle(limit=2)
     for i in range(8):
-        throttle.failed(f"user{i}", "10.9.9.9", T0)
-    assert throttle.retry_after("someone-new", "10.9.9.9", T0) > 0
-    assert throttle.retry_after("someone-new", "10.1.1.1", T0) == 0
+        assert _fail(throttle, f"user{i}", "10.9.9.9", T0) == 0
+    assert throttle.begin("someone-new", "10.9.9.9", T0) > 0
+    assert throttle.begin("someone-new", "10.1.1.1", T0) == 0
+
+
+def test_a_hot_name_refuses_failing_addresses_but_not_clean_ones() -> None:
+    """Past the soft per-name limit, addresses that have been failing are refused for that
+    name, one guess each for new addresses, and a clean address is still checked."""
+    throttle = LoginThrottle(limit=5, name_limit=4)
+    for i in range(4):
+        assert _fail(throttle, "ana", f"10.0.0.{i}", T0) == 0
+    assert throttle.begin("ana", "10.0.0.1", T0) > 0
+    assert _fail(throttle, "ana", "10.0.0.50", T0) == 0
+    assert throttle.begin("ana", "10.0.0.50", T0) > 0
+    assert throttle.begin("ana", "192.168.1.1", T0) == 0
+    assert throttle.begin("ana", "10.0.0.1", T0 + timedelta(minutes=16)) == 0

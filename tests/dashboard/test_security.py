@@ -179,35 +179,6 @@ async def test_login_is_throttled_after_repeated_failures(
     assert (await client.get("/dashboard/queue", allow_redirects=False)).status == 401
 
 
-async def test_a_name_spray_from_one_browser_does_not_lock_out_colleagues(
-    client: TestClient, make_user: MakeUser
-) -> None:
-    """Behind a platform router every login comes from the router's address: twenty wrong
-    names from one browser lock that browser, not a colleague signing in from another
-    (told apart by the router's X-Forwarded-For hop)."""
-    await make_user("ana")
-    token = csrf_of(await (await client.get("/login")).text())
-    spray = {"X-Forwarded-For": "203.0.113.7"}
-    for i in range(20):
-        r = await client.post(
-            "/login",
-            data={"name": f"guess{i}", "password": "wrong-password", "_csrf": token},
-            headers=spray,
-        )
-        assert r.status == 401
-    blocked = await client.post(
-        "/login", data={"name": "ana", "password": PASSWORD, "_csrf": token}, headers=spray
-    )
-    assert blocked.status == 429
-    colleague = await client.post(
-        "/login",
-        data={"name": "ana", "password": PASSWORD, "_csrf": token},
-        headers={"X-Forwarded-For": "198.51.100.4"},
-        allow_redirects=False,
-    )
-    assert colleague.status == 303
-
-
 async def test_logout_ends_the_session(
     client: TestClient, second_client: TestClient, make_user: MakeUser
 ) -> None:

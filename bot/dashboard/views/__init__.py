@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.dashboard.views import (
+    abuse,
     auth,
     conversation,
     partner,
@@ -31,6 +32,7 @@ TABLES = (
     supervisor.routes,
     training.routes,
     partner.routes,
+    abuse.routes,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
@@ -17,7 +19,8 @@ from bot.dashboard.views.common import (
     publish,
     utcnow,
 )
-from bot.keys import EVENTS, STORE
+from bot.keys import EVENTS, SETTINGS, STORE
+from bot.settings import IPNetwork
 
 routes = web.RouteTableDef()
 THROTTLE = web.AppKey("dashboard_throttle", accounts.LoginThrottle)
@@ -34,12 +37,35 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 def client_address(request: web.Request) -> str:
-    """The browser's address for login throttling. Behind a platform's router every request
-    comes from the router: its X-Forwarded-For hop (the last one, which the router itself
-    appended) names the browser. Name-based throttling does not depend on this."""
+    """The browser's address for login throttling. X-Forwarded-For is believed only when the
+    connection comes from a proxy named in HAVEN_TRUSTED_PROXIES: then, reading its hops from
+    the right, the first one that is not itself a trusted proxy names the browser (a client
+    can write anything on the left). Served directly, anyone could invent the header, so it
+    is ignored and the peer's own address counts."""
+    peer = request.remote or "unknown"
+    trusted = request.app[SETTINGS].trusted_networks
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
     forwarded = request.headers.get("X-Forwarded-For", "")
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-    return hops[-1] if hops else (request.remote or "unknown")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # not an address at all: never a proxy we trust
+    return any(ip in network for network in trusted)
+
+
+async def _refused(request: web.Request, wait: float, message: str) -> web.StreamResponse:
+    context = await base_context(request, error=message)
+    response = aiohttp_jinja2.render_template("login.html", request, context, status=429)
+    response.headers["Retry-After"] = str(int(wait) + 1)
+    return response
 
 
 @routes.post("/login")
@@ -50,13 +76,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     throttle = request.app[THROTTLE]
     now = utcnow()
     address = client_address(request)
-    wait = throttle.retry_after(name, address, now)
+    # Counted here, before the password is checked and with no await in between: however
+    # many guesses arrive at once, at most the limit are checked.
+    wait = throttle.begin(name, address, now)
     if wait > 0:
-        context = await base_context(request, error="Too many attempts. Try again shortly.")
-        response = aiohttp_jinja2.render_template("login.html", request, context, status=429)
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return response
-    user = await accounts.authenticate(request.app[STORE], name, password)
+        return await _refused(request, wait, "Too many attempts. Try again shortly.")
+    try:
+        user = await accounts.authenticate(request.app[STORE], name, password)
+    except accounts.HasherBusy:
+        throttle.failed(name, address, now)
+        return await _refused(request, 5, "Too many sign-ins at once. Try again shortly.")
     if user is None:
         throttle.failed(name, address, now)
         context = await base_context(request, error="Wrong name or password.")

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from bot import handoff, programs, queue, vocabulary
+from bot import abuse, handoff, programs, queue, vocabulary
 from bot.dashboard import access
 from bot.dashboard.security import ANY_STAFF, TAKERS, require_role, user_of
 from bot.dashboard.views import tools
@@ -114,6 +114,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         earlier = await earlier_conversations(tx, conv)
         advocate_tools = await tools.page_context(tx, conv, user)
         partners = await programs.partners_for(tx, conv)
+        blocked = await abuse.is_blocked(tx, texter)
         await tx.audit(user.id, "view", conv.id, "", utcnow())
     context = await base_context(
         request,
@@ -141,6 +142,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         **advocate_tools,
         partners=partners,
         partner_offer=conv.flow.get(programs.OFFER),
+        blocked=blocked,
         **transcript,
     )
     return aiohttp_jinja2.render_template("conversation.html", request, context)

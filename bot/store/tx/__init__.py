@@ -9,4 +9,5 @@ accounts       users and the audit trail
 alarms         staff alarms, once across processes
 operations     webhook replies, retention, stats
 programs       programs sharing one Haven, staff membership, per-program reads
+abuse          the block list, per-number reply windows, the audit log by page
 """

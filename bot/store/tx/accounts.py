@@ -126,14 +126,14 @@ class AccountTx(SqlTxBase):
         rows = await self._fetch(
             f"SELECT * FROM audit{where} ORDER BY id DESC LIMIT ?", *args, limit
         )
-        return [
-            AuditEntry(
-                id=r["id"],
-                user_id=r["user_id"],
-                action=r["action"],
-                conversation_id=r["conversation_id"],
-                detail=r["detail"],
-                created_at=self._dt(r["created_at"]),
-            )
-            for r in rows
-        ]
+        return [self._audit_entry(r) for r in rows]
+
+    def _audit_entry(self, r: Row) -> AuditEntry:
+        return AuditEntry(
+            id=r["id"],
+            user_id=r["user_id"],
+            action=r["action"],
+            conversation_id=r["conversation_id"],
+            detail=r["detail"],
+            created_at=self._dt(r["created_at"]),
+        )
