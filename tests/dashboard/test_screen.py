@@ -302,3 +302,26 @@ async def test_standing_alarms_name_the_texter_with_priority_and_words(
     alarm = alarm[: alarm.index("</div>")]
     assert alias in alarm and '<span class="prio p1">P1</span>' in alarm
     assert "gun &lt;i&gt;now&lt;/i&gt;" in alarm
+
+
+async def test_an_uncertain_text_tells_the_advocate_not_to_resend_blindly(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """A text whose sending timed out is marked uncertain: the transcript says it may have
+    been delivered, was not resent, and to ask before sending it again."""
+    from bot.handoff import claim
+    from bot.keys import ENGINE
+
+    cid = await queued(client, text, "my ex keeps calling me")
+    ana = await make_user("ana")
+    await sign_in(client, "ana")
+    app = client.server.app
+    await claim(app[STORE], cid, ana, utcnow())
+    # Written a moment from now, so the outbox has not sent it when it is marked uncertain.
+    later = utcnow() + timedelta(minutes=5)
+    sent = await app[ENGINE].send_from_advocate(cid, ana, "Are you somewhere safe?", later)
+    assert sent.id is not None
+    async with app[STORE].transaction() as tx:
+        await tx.set_message_status(sent.id, "uncertain", error_code="timeout")
+    page = await (await client.get(f"/dashboard/conversations/{cid}")).text()
+    assert "uncertain (timeout) — may have been delivered; not resent" in page
