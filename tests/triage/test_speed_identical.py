@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.triage_bench import long_messages
 from bot.triage import Triage, triage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,19 +59,7 @@ def _texts() -> list[str]:
         a + (". " if i % 3 == 0 else "\n" if i % 3 == 1 else " ") + b
         for i, (a, b) in enumerate(zip(single[::2], single[1::2], strict=False))
     ]
-    return list(dict.fromkeys(single + joined + _long_messages(single)))
-
-
-def _long_messages(texts: list[str], size: int = 160) -> list[str]:
-    """Messages of about `size` characters made by running labelled texts together."""
-    out: list[str] = []
-    current = ""
-    for text in texts:
-        current = f"{current} {text}".strip()
-        if len(current) >= size:
-            out.append(current[:size])
-            current = ""
-    return out
+    return list(dict.fromkeys(single + joined + long_messages(single)))
 
 
 def _row(text: str, result: Triage) -> dict[str, Any]:
