@@ -165,6 +165,9 @@ class Pattern:
         return self.compiled.finditer(text)
 
 
+_PLAIN = re.compile(r"(?: [a-z0-9]+)+(?:\[a-z0-9\]\*)?| \[0-9\](?:\+|\{2,\})")
+
+
 class _Compiler:
     def __init__(
         self,
@@ -268,6 +271,8 @@ class _Compiler:
             if not all(WORD.fullmatch(w) for w in words):
                 raise LexiconError(f"{where}: bad word {alt!r} in pattern {source!r}")
             alts.append(" " + " ".join(words) + ("[a-z0-9]*" if stem else ""))
+        if len(alts) == 1 and _PLAIN.fullmatch(alts[0]):
+            return alts[0]  # one literal needs no group: far less to compile at start
         return "(?:" + "|".join(alts) + ")"
 
     def klass(self, name: str, where: str, stack: tuple[str, ...]) -> str:

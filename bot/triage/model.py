@@ -70,7 +70,7 @@ class Model:
     _by_gram: dict[str, tuple[float, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        grams = {k[2:]: row for k, row in self.weights.items() if k.startswith("c:") and any(row)}
+        grams = {k[2:]: row for k, row in self.weights.items() if k[:2] == "c:"}
         object.__setattr__(self, "_by_gram", grams)
 
     def probabilities(self, feats: dict[str, float]) -> dict[str, float]:
@@ -133,7 +133,7 @@ def load_model(path: Path = MODEL_PATH) -> Model:
         raise ModelError(f"{path.name}: labels must be {list(LABELS)}")
     try:
         bias = tuple(float(b) for b in data["bias"])
-        weights = {str(k): tuple(float(w) for w in v) for k, v in data["weights"].items()}
+        weights = {str(k): tuple(map(float, v)) for k, v in data["weights"].items()}
         thresholds = tuple(float(t) for t in data["thresholds"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path.name}: malformed ({exc})") from exc
