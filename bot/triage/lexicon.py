@@ -59,6 +59,8 @@ class Rule:
     cancels: frozenset[str]  # signal ids this rule overrides
     needs: tuple[frozenset[str] | None, ...] = ()  # per pattern: one of these words or no match
     implies_abuse: bool = True  # an emergency from a person is abuse too (not an overdose)
+    # Per pattern: every other word set of which the text must hold one (see _Compiler.needs)
+    requires: tuple[tuple[frozenset[str], ...], ...] = ()
 
 
 @dataclass
@@ -81,6 +83,13 @@ class Lexicon:
     # the patterns no word announces: a message only tries the patterns its words allow.
     by_word: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     unindexed: tuple[tuple[int, int], ...] = ()
+    # The word sets each idiom and marker pattern needs one word of (all of them): a
+    # pattern whose sets the text misses cannot match, so its expression never runs.
+    idiom_requires: list[tuple[frozenset[str], ...]] = field(default_factory=list)
+    marker_requires: dict[str, list[tuple[frozenset[str], ...]]] = field(default_factory=dict)
+    _requires: dict[tuple[int, int], tuple[frozenset[str], ...]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         by_word: dict[str, list[tuple[int, int]]] = {}
@@ -91,6 +100,8 @@ class Lexicon:
                     unindexed.append((r, p))
                 for word in needs or ():
                     by_word.setdefault(word, []).append((r, p))
+                if rule.requires and rule.requires[p]:
+                    self._requires[(r, p)] = rule.requires[p]
         self.by_word = {word: tuple(slots) for word, slots in by_word.items()}
         self.unindexed = tuple(unindexed)
 
@@ -105,12 +116,18 @@ class Lexicon:
 
     def candidates(self, words: Iterable[str]) -> dict[int, list[int]]:
         """Rule index -> indexes of its patterns that the words could match, in order."""
+        present = words if isinstance(words, frozenset) else frozenset(words)
         slots = set(self.unindexed)
-        for word in words:
-            slots.update(self.by_word.get(word, ()))
+        by_word = self.by_word
+        for word in present:
+            found = by_word.get(word)
+            if found:
+                slots.update(found)
+        requires = self._requires
         out: dict[int, list[int]] = {}
-        for r, p in sorted(slots):
-            out.setdefault(r, []).append(p)
+        for slot in sorted(slots):
+            if all(not need.isdisjoint(present) for need in requires.get(slot, ())):
+                out.setdefault(slot[0], []).append(slot[1])
         return out
 
 
@@ -148,10 +165,19 @@ class Pattern:
         return self.compiled.finditer(text)
 
 
+_PLAIN = re.compile(r"(?: [a-z0-9]+)+(?:\[a-z0-9\]\*)?| \[0-9\](?:\+|\{2,\})")
+
+
 class _Compiler:
-    def __init__(self, classes: Mapping[str, list[str]], negation: Iterable[str]) -> None:
+    def __init__(
+        self,
+        classes: Mapping[str, list[str]],
+        negation: Iterable[str],
+        common: Iterable[str] = (),
+    ) -> None:
         self.classes = classes
         self.cache: dict[str, str] = {}
+        self.common = frozenset(common)
         cues = "|".join(sorted(re.escape(c) for c in negation))
         self.gap_word = rf"(?: (?!(?:{cues}) )[a-z0-9]+)"
 
@@ -161,16 +187,23 @@ class _Compiler:
     def needs(self, source: str) -> frozenset[str] | None:
         """Words of which a text must hold one for `source` to match (None: no such set).
 
-        Taken from the required element with the fewest choices, so most patterns are
-        skipped without running their regular expression."""
-        best: frozenset[str] | None = None
+        Taken from the required element least likely in a text (fewest choices, function
+        words counting as very likely), so most patterns are skipped without running their
+        regular expression."""
+        sets = self.requirements(source)
+        return sets[0] if sets else None
+
+    def requirements(self, source: str) -> tuple[frozenset[str], ...]:
+        """One word set per required element whose first words are known: a text that
+        misses any of them cannot match `source`. Least likely in a text first."""
+        sets: list[frozenset[str]] = []
         for element in fold(source).split():
             if element.endswith("?") and len(element) > 1:
                 continue
             words = self.first_words(element, ())
-            if words is not None and (best is None or len(words) < len(best)):
-                best = words
-        return best
+            if words is not None and words not in sets:
+                sets.append(words)
+        return tuple(sorted(sets, key=lambda w: 1000 * len(w & self.common) + len(w)))
 
     def first_words(self, core: str, stack: tuple[str, ...]) -> frozenset[str] | None:
         """Words one of which starts any match of element `core` (None: not known)."""
@@ -238,6 +271,8 @@ class _Compiler:
             if not all(WORD.fullmatch(w) for w in words):
                 raise LexiconError(f"{where}: bad word {alt!r} in pattern {source!r}")
             alts.append(" " + " ".join(words) + ("[a-z0-9]*" if stem else ""))
+        if len(alts) == 1 and _PLAIN.fullmatch(alts[0]):
+            return alts[0]  # one literal needs no group: far less to compile at start
         return "(?:" + "|".join(alts) + ")"
 
     def klass(self, name: str, where: str, stack: tuple[str, ...]) -> str:
@@ -282,10 +317,16 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
                 raise LexiconError(f"{lang}.toml: class @{name} is defined twice")
             classes[name] = [str(e) for e in entries]
     negation = {fold(k): int(v) for k, v in common["negation"]["cues"].items()}
-    compiler = _Compiler(classes, negation)
+    votes = {
+        lang: {fold(w): int(n) for w, n in common["language"][lang].items()} for lang in LANGUAGES
+    }
+    function_words = [w for lang in LANGUAGES for w in votes[lang]]
+    function_words += fold(common["scope"]["subjects"]).split()
+    compiler = _Compiler(classes, negation, [*function_words, *negation])
 
     rules: list[Rule] = []
     idioms: list[tuple[str, Pattern, frozenset[str] | None]] = []
+    idiom_requires: list[tuple[frozenset[str], ...]] = []
     literal: dict[str, set[str]] = {}
     for lang, data in by_lang.items():
         sources: list[str] = []
@@ -295,10 +336,9 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             sources += raw["patterns"]
         for i, raw in enumerate(data.get("idiom", [])):
             where = f"{lang}.toml idiom #{i + 1}"
-            idioms += [
-                (str(raw["id"]), compiler.pattern(p, where), compiler.needs(p))
-                for p in raw["patterns"]
-            ]
+            for p in raw["patterns"]:
+                idioms.append((str(raw["id"]), compiler.pattern(p, where), compiler.needs(p)))
+                idiom_requires.append(compiler.requirements(p)[1:])
         sources += [e for name in data.get("classes", {}) for e in classes[name]]
         literal[lang] = _words_of(sources)
 
@@ -306,12 +346,12 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
         kind: [compiler.pattern(p, f"common.toml markers.{kind}") for p in pats]
         for kind, pats in common["markers"].items()
     }
+    marker_requires = {
+        kind: [compiler.requirements(p) for p in pats] for kind, pats in common["markers"].items()
+    }
     expand = {
         lang: {fold(k): tuple(fold(v).split()) for k, v in data.get("expand", {}).items()}
         for lang, data in by_lang.items()
-    }
-    votes = {
-        lang: {fold(w): int(n) for w, n in common["language"][lang].items()} for lang in LANGUAGES
     }
     dictionary = _load_toml(directory / "known_words.toml")
     known: dict[str, frozenset[str]] = {}
@@ -340,6 +380,8 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
         rules=rules,
         idioms=idioms,
         markers=markers,
+        idiom_requires=idiom_requires,
+        marker_requires=marker_requires,
         negation=negation,
         clause_breaks=frozenset(fold(common["scope"]["clause_breaks"]).split()),
         contrast=frozenset(fold(common["scope"]["contrast"]).split()),
@@ -384,6 +426,7 @@ def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:
         cancels=frozenset(raw.get("cancels", [])),
         needs=tuple(compiler.needs(p) for p in patterns),
         implies_abuse=bool(raw.get("implies_abuse", True)),
+        requires=tuple(compiler.requirements(p)[1:] for p in patterns),
     )
 
 

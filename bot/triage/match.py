@@ -93,8 +93,10 @@ def match(words: list[str], lex: Lexicon) -> tuple[set[str], set[str]]:
     # Idioms first: their words become MASK so no rule can read them.
     text0 = _Text.of(words, lex)
     present = frozenset(words)
-    for idiom_id, pattern, needs in lex.idioms:
+    for (idiom_id, pattern, needs), requires in zip(lex.idioms, lex.idiom_requires, strict=True):
         if needs is not None and needs.isdisjoint(present):
+            continue
+        if not all(not need.isdisjoint(present) for need in requires):
             continue
         for first, last in text0.spans(pattern):
             signals.add(f"idiom:{idiom_id}")
@@ -102,7 +104,12 @@ def match(words: list[str], lex: Lexicon) -> tuple[set[str], set[str]]:
     body = _Text.of(words, lex) if any(w == MASK for w in words) else text0
 
     marks = {
-        kind: [first for p in pats for first, _ in body.spans(p)]
+        kind: [
+            first
+            for p, requires in zip(pats, lex.marker_requires[kind], strict=True)
+            if all(not need.isdisjoint(present) for need in requires)
+            for first, _ in body.spans(p)
+        ]
         for kind, pats in lex.markers.items()
     }
     fired: list[Rule] = []

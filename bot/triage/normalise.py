@@ -103,12 +103,17 @@ def tokens(text: str, language: str) -> list[str]:
             if out and out[-1] != BOUNDARY:
                 out.append(BOUNDARY)
             continue
-        word = list(_expand(raw, language, other, lex))
+        word = _expanded(raw, language, other)
         if out and len(word) == 1 and (out[-1], word[0]) in lex.joins:
             out[-1] = lex.joins[(out[-1], word[0])]
             continue
         out.extend(word)
     return out
+
+
+@lru_cache(maxsize=16384)  # a token reads the same wherever it appears
+def _expanded(raw: str, lang: str, other: str) -> tuple[str, ...]:
+    return tuple(_expand(raw, lang, other, get_lexicon()))
 
 
 def _expand(raw: str, lang: str, other: str, lex: Lexicon) -> Iterator[str]:

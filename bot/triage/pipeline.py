@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot.triage.lexicon import get_lexicon
 from bot.triage.match import match
-from bot.triage.model import Model, features, get_model
+from bot.triage.model import Model, get_model
 from bot.triage.normalise import detect_language, tokens
 from bot.triage.text import BOUNDARY, fold
 from bot.triage.verdict import DANGER, Triage, priority_for
@@ -63,7 +63,7 @@ def _model_reading(
     an idiom or laughter was found ("this traffic is killing me lol")."""
     if model is None or len(words) < MODEL_MIN_WORDS:
         return set(), False  # a word or two ("START", "ok") is the rules' and keywords' to read
-    probabilities = model.probabilities(features(words, folded))
+    probabilities = model.probabilities_of(words, folded)
     found = {lab for lab, bar in model.bars if probabilities[lab] >= bar}
     near = any(
         NEAR_BAND * bar <= probabilities[lab] < bar for lab, bar in model.bars if lab in DANGER

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[.!?;:,()\n]")
 WORD = re.compile(r"[a-z0-9]+")
@@ -22,11 +23,19 @@ _ES_SOUNDS = (("ll", "y"), ("v", "b"), ("z", "s"), ("ce", "se"), ("ci", "si"), (
 
 def fold(text: str) -> str:
     """Lowercase without accents, curly quotes made straight ("Está" -> "esta")."""
+    if text.isascii():  # most texts: NFKD leaves ASCII as it is and nothing is combining
+        return text.lower().replace("`", "'")
+    return _fold_unicode(text)
+
+
+@lru_cache(maxsize=256)  # triage folds the same message three times
+def _fold_unicode(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return plain.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
 
 
+@lru_cache(maxsize=16384)  # words repeat; the regular expression is the cost
 def squeeze(word: str) -> str:
     """Stretched letters squeezed to one ("pleeease" -> "please", "holaaa" -> "hola")."""
     return _STRETCH.sub(r"\1", word)
