@@ -41,6 +41,14 @@ async def opened_store(settings: Settings, migrate: bool = True) -> AsyncIterato
         await store.close()
 
 
+def _warm() -> None:
+    from bot.resources import geo
+    from bot.triage import warm
+
+    warm()
+    geo.warm()
+
+
 def cmd_serve(settings: Settings) -> int:
     from aiohttp import web
 
@@ -56,18 +64,15 @@ def cmd_serve(settings: Settings) -> int:
         twilio=settings.twilio_enabled,
     )
     from bot.app import preflight, startup_error_line
-    from bot.resources import geo
-    from bot.triage import warm
 
     try:
         # Everything that can stop start-up is checked first, in seconds, before the slow
         # part (compiling the lexicon) and before listening.
         asyncio.run(preflight(settings))
-        # Lexicon, model and patterns load lazily; load them before the first texter, whose
-        # danger must be read at once. ZIP centroids are needed only for local help, so they
-        # load beside the server instead of delaying it.
-        warm()
-        threading.Thread(target=geo.warm, name="zip-centroids", daemon=True).start()
+        # Lexicon, model, patterns and ZIP centroids load lazily. They load beside the
+        # server, which listens at once: a texter who writes in the first seconds is still
+        # read in full (what is not loaded yet loads on first use), only a little slower.
+        threading.Thread(target=_warm, name="warm-up", daemon=True).start()
         web.run_app(
             create_app(settings),
             host=settings.host,
