@@ -275,14 +275,8 @@ async def test_dashboard_forms_with_arbitrary_values(
 
 # Found by this suite: the CSRF middleware reads the form with aiohttp's request.post(),
 # which raises UnicodeDecodeError on bytes that are not text in the declared charset.
-UNDECODABLE_500 = pytest.mark.xfail(
-    strict=True,
-    reason="bug: a dashboard POST whose form bytes are not UTF-8 (b'body=\\x80') is a 500 "
-    "from csrf_middleware's request.post(), before sign-in or CSRF is checked; want 400",
-)
 
 
-@UNDECODABLE_500
 async def test_undecodable_form_before_sign_in_is_a_400(client: TestClient) -> None:
     """With no session, a login form with one byte that is not UTF-8 is a 400, not a 500."""
     response = await client.post(
@@ -293,7 +287,6 @@ async def test_undecodable_form_before_sign_in_is_a_400(client: TestClient) -> N
     assert response.status == 400
 
 
-@UNDECODABLE_500
 @FUZZ
 @example(raw=b"\x80", charset="utf-8")  # the case found: always tried first
 @given(raw=st.binary(max_size=500), charset=_CHARSETS)

@@ -103,7 +103,10 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
             "application/x-www-form-urlencoded",
             "multipart/form-data",
         ):
-            form = await request.post()
+            try:
+                form = await request.post()
+            except (LookupError, ValueError):  # undecodable bytes, unknown charset
+                raise web.HTTPBadRequest(text="the form is not readable text") from None
             value = form.get(CSRF_FIELD, "")
             sent = value if isinstance(value, str) else ""
         if not isinstance(expected, str) or not expected or not sent:
