@@ -167,7 +167,7 @@ async def cmd_users_add(
 
 
 async def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
-    """users list | disable NAME | set-password NAME | set-role NAME ROLE."""
+    """users list | disable NAME | set-password NAME | set-role NAME ROLE | totp NAME [--off]."""
     from bot.dashboard import accounts
 
     password: str | None = ""
@@ -179,6 +179,11 @@ async def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
         if args.users_command == "list":
             for row in await accounts.list_users_cli(store):
                 print(json.dumps(row))
+            return 0
+        if args.users_command == "totp":
+            uri = await accounts.set_totp_cli(store, args.name, enable=not args.off)
+            # The secret is shown this once (as a URI for an authenticator app), never again.
+            print(uri if uri else json.dumps({"name": args.name, "totp": False}))
             return 0
         if args.users_command == "disable":
             user = await accounts.disable_user_cli(store, args.name)
@@ -252,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     set_role = users_sub.add_parser("set-role", help="change an account's role")
     set_role.add_argument("name")
     set_role.add_argument("role")
+    totp = users_sub.add_parser(
+        "totp", help="require an authenticator code at sign-in (prints its otpauth:// URI once)"
+    )
+    totp.add_argument("name")
+    totp.add_argument("--off", action="store_true", help="remove the second factor")
     sub.add_parser("purge", help="apply retention now")
     stats = sub.add_parser("stats", help="counts for operators, as JSON")
     stats.add_argument("--program", help="one program's figures (a slug, or 'default')")

@@ -1,4 +1,5 @@
-"""Accounts: argon2 password hashes, the `users add` command, sign-in and login throttling."""
+"""Accounts: argon2 password hashes, the `users add` command, sign-in (with an optional TOTP
+second factor) and login throttling."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -21,6 +23,10 @@ ROLES = ("advocate", "supervisor", "admin")
 MIN_PASSWORD = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _TEAM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+# A TOTP code is accepted from the window before or after the current one (clock drift).
+TOTP_WINDOW = 1
+TOTP_ISSUER = "Haven"
 
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so a wrong name costs as much as a wrong password
@@ -109,16 +115,30 @@ async def add_user_cli(
         raise AccountError(f"a user named {name!r} already exists") from None
 
 
-async def authenticate(store: Store, name: str, password: str) -> User | None:
-    """The active user with this name and password, else None (same cost either way). The
-    hash is checked off the event loop and outside the transaction (no connection is held
-    while waiting for a hashing thread). HasherBusy when too many checks are waiting."""
+def verify_totp(secret: str, code: str) -> bool:
+    """A six-digit code for this secret, now or one 30-second window either side."""
+    code = code.strip().replace(" ", "")
+    if len(code) != 6 or not code.isdigit():
+        return False
+    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_WINDOW)
+
+
+async def authenticate(store: Store, name: str, password: str, code: str = "") -> User | None:
+    """The active user with this name and password (and, when they enrolled a second
+    factor, a current TOTP `code`), else None (same cost either way). The hash is checked
+    off the event loop and outside the transaction (no connection is held while waiting for
+    a hashing thread). HasherBusy when too many checks are waiting."""
     async with store.transaction() as tx:
         user = await tx.get_user_by_name(name) if _NAME.match(name) else None
+        secret = await tx.get_totp_secret(user.id) if user is not None else None
     if user is None:
         await off_loop(verify_password, _DUMMY_HASH, password)
         return None
     if not await off_loop(verify_password, user.password_hash, password) or not user.active:
+        return None
+    # Checked only after the password, and refused exactly as a wrong password is: the
+    # answer never tells a guesser that the password was right.
+    if secret is not None and not verify_totp(secret, code):
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         new_hash = await off_loop(hash_password, password)
@@ -289,3 +309,20 @@ async def set_role_cli(store: Store, name: str, role: str) -> User:
         user.role = role
 
     return await _change_user(store, name, "user_role", f"to {role}", set_role)
+
+
+async def set_totp_cli(store: Store, name: str, enable: bool = True) -> str | None:
+    """Enrol the account in the TOTP second factor with a new secret (replacing any old
+    one) and return its otpauth:// provisioning URI, to be shown once; or, with enable
+    False, remove it and return None. Meant for supervisors and admins, allowed for anyone."""
+    secret = pyotp.random_base32() if enable else None
+    async with store.transaction() as tx:
+        user = await tx.get_user_by_name(name)
+        if user is None:
+            raise AccountError(f"there is no user named {name!r}")
+        await tx.set_totp_secret(user.id, secret)
+        action = "user_totp_on" if enable else "user_totp_off"
+        await tx.audit(None, action, None, f"user {user.id}", datetime.now(UTC))
+    if secret is None:
+        return None
+    return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=TOTP_ISSUER)

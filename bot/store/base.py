@@ -432,6 +432,15 @@ class Tx(abc.ABC):
     async def audit_page(self, before_id: int | None, limit: int) -> list[AuditEntry]:
         """Audit rows newest first, older than before_id when given."""
 
+    # -- the optional TOTP second factor for sign-in (bot/store/tx/accounts.py) -----------
+    @abc.abstractmethod
+    async def set_totp_secret(self, user_id: int, secret: str | None) -> None:
+        """Enrol (stored encrypted) or, with None, remove. NotFound for an unknown user."""
+
+    @abc.abstractmethod
+    async def get_totp_secret(self, user_id: int) -> str | None:
+        """The user's TOTP secret, or None when none is enrolled. NotFound as above."""
+
 
 class Store(abc.ABC):
     """A database. Open once per process (in the app's cleanup_ctx); share everywhere."""

@@ -73,6 +73,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name = str(form.get("name", "")).strip()[:64]
     password = str(form.get("password", ""))[:1024]
+    code = str(form.get("code", ""))[:16]  # the authenticator code, for enrolled accounts
     throttle = request.app[THROTTLE]
     now = utcnow()
     address = client_address(request)
@@ -82,13 +83,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     if wait > 0:
         return await _refused(request, wait, "Too many attempts. Try again shortly.")
     try:
-        user = await accounts.authenticate(request.app[STORE], name, password)
+        user = await accounts.authenticate(request.app[STORE], name, password, code)
     except accounts.HasherBusy:
         throttle.failed(name, address, now)
         return await _refused(request, 5, "Too many sign-ins at once. Try again shortly.")
     if user is None:
         throttle.failed(name, address, now)
-        context = await base_context(request, error="Wrong name or password.")
+        context = await base_context(request, error="Wrong name, password or code.")
         return aiohttp_jinja2.render_template("login.html", request, context, status=401)
     throttle.succeeded(name, address)
     await start_session(request, user)

@@ -96,6 +96,19 @@ class AccountTx(SqlTxBase):
         if n == 0:
             raise NotFound(f"no user {user.id}")
 
+    # -- the optional TOTP second factor: the secret is encrypted at rest ------------------
+    async def set_totp_secret(self, user_id: int, secret: str | None) -> None:
+        blob = None if secret is None else self._enc(secret)
+        n = await self._execute("UPDATE users SET totp_secret_enc = ? WHERE id = ?", blob, user_id)
+        if n == 0:
+            raise NotFound(f"no user {user_id}")
+
+    async def get_totp_secret(self, user_id: int) -> str | None:
+        r = await self._one("SELECT totp_secret_enc FROM users WHERE id = ?", user_id)
+        if r is None:
+            raise NotFound(f"no user {user_id}")
+        return None if r["totp_secret_enc"] is None else self._dec(r["totp_secret_enc"])
+
     # -- audit: who looked at or changed what; no message text or number, no foreign keys --
     async def audit(
         self,

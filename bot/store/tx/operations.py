@@ -41,6 +41,7 @@ ENCRYPTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "notes": ("id", ("body_enc",)),
     "outbox": ("id", ("to_enc",)),
     "replies": ("message_sid", ("body_enc",)),
+    "users": ("id", ("totp_secret_enc",)),
 }
 
 
