@@ -546,6 +546,8 @@ async def test_a_callback_that_beats_the_sid_is_applied_when_the_sid_is_recorded
         (stored,) = [x for x in await tx.list_messages(c.id) if x.id == m.id]
         assert stored.status == "delivered"
     async with store.transaction() as tx:
+        c.updated_at = at(100)  # the conversation is active; only the stray status is old
+        await tx.save_conversation(c)
         await tx.purge_before(at(1))
         other = await outbound(tx, c.id)
         assert other.id is not None
@@ -895,14 +897,19 @@ async def test_delete_texter_removes_everything_but_audit(store: Store, crypto: 
 
 
 async def test_purge_before_applies_retention(store: Store, crypto: Crypto) -> None:
-    """Retention removes ended conversations (and ones stopped with STOP) whose last
-    activity is before the cutoff, with their messages and replies, and texters left with
-    nothing; open or recent conversations and their texters stay."""
+    """Retention removes conversations whose last activity is before the cutoff - ended,
+    stopped with STOP, or left open and untouched that long - with their messages and
+    replies, and texters left with nothing; recent conversations and their texters stay."""
     old_texter, old = await fill(store, crypto, "+15550000001")
     kept_texter, recent = await fill(store, crypto, "+15550000002")
     _, still_open = await fill(store, crypto, "+15550000003")
     _, stopped = await fill(store, crypto, "+15550000004")
+    _, abandoned = await fill(store, crypto, "+15550000005")
     async with store.transaction() as tx:
+        still_open.updated_at = at(100)  # an advocate is texting with them now
+        await tx.save_conversation(still_open)
+        abandoned.updated_at = at(3)  # held, then nobody touched it again
+        await tx.save_conversation(abandoned)
         old.state, old.closed_at, old.updated_at = "closed", at(1), at(1)
         await tx.save_conversation(old)
         stopped.state, stopped.advocate_id, stopped.updated_at = "opted_out", None, at(2)
@@ -910,8 +917,10 @@ async def test_purge_before_applies_retention(store: Store, crypto: Crypto) -> N
         recent.state, recent.closed_at, recent.updated_at = "expired", at(1), at(100)
         await tx.save_conversation(recent)
     async with store.transaction() as tx:
-        assert await tx.purge_before(at(50)) == 2
+        assert await tx.purge_before(at(50)) == 3
     async with store.transaction() as tx:
+        with pytest.raises(NotFound):
+            await tx.get_conversation(abandoned.id)
         with pytest.raises(NotFound):
             await tx.get_conversation(stopped.id)
         with pytest.raises(NotFound):
@@ -1073,10 +1082,12 @@ async def test_alarms_go_with_their_conversation(store: Store, crypto: Crypto) -
             await tx.clear_alarms(c.id, NOW, kinds=["unclaimed_p1"])
         c3.state, c3.closed_at, c3.updated_at = "closed", NOW, NOW
         await tx.save_conversation(c3)
+        kept.updated_at = at(100)  # still active: retention leaves it
+        await tx.save_conversation(kept)
     async with store.transaction() as tx:
         await tx.delete_texter(deleted.id)
         await tx.purge_conversation(c2.id)
-        assert await tx.purge_before(at(10)) == 1
+        assert await tx.purge_before(at(10)) == 2  # the closed one and the emptied row
     async with store.transaction() as tx:
         assert {a.conversation_id for a in await tx.list_alarms(active=False)} == {kept.id}
         assert len(await tx.list_alarms(active=False)) == 2

@@ -8,15 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from bot.crypto import Crypto, DecryptionError
-from bot.store.tx.core import SqlTxBase, check, marks
-from flows.states import ENDED_STATES, OPTED_OUT, QUEUED, WITH_ADVOCATE
+from bot.store.tx.core import SqlTxBase, check
+from flows.states import QUEUED, WITH_ADVOCATE
 
 # Ended conversations, and those stopped with STOP (nobody can text them; the texter starts
 # anew with START), are deleted once idle past retention.
-_RETIRED = (*sorted(ENDED_STATES), OPTED_OUT)
-# Last activity is the latest of these; written per column so both dialects agree.
+# Retention takes every conversation whose last activity is before the cutoff, open or
+# ended: one nobody has touched for that long is not waiting for anyone. Last activity is
+# the latest of these; written per column so both dialects agree.
 _IDLE_BEFORE = (
-    f"c.state IN ({marks(len(_RETIRED))}) AND c.created_at < ?"
+    "c.created_at < ?"
     " AND (c.updated_at IS NULL OR c.updated_at < ?)"
     " AND (c.closed_at IS NULL OR c.closed_at < ?)"
     " AND (c.last_inbound_at IS NULL OR c.last_inbound_at < ?)"
@@ -69,7 +70,7 @@ class OperationsTx(SqlTxBase):
     # -- retention and counts --------------------------------------------------------------
     async def purge_before(self, cutoff: datetime) -> int:
         at = self._at(cutoff)
-        args = (*_RETIRED, at, at, at, at)
+        args = (at, at, at, at)
         await self._delete_replies_of(_IDLE_BEFORE, *args)
         # Messages, outbox items, notes, alarms and referrals go by ON DELETE CASCADE.
         removed = await self._execute(
