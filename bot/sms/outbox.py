@@ -49,6 +49,9 @@ from bot.store.base import NotFound, OutboxItem, Store, Tx
 log = structlog.get_logger(__name__)
 
 Outcome = Literal["sent", "failed", "retry", "uncertain"]
+# One conversation's claimed texts, in order, and the number they go from (None: the
+# configured sender).
+Claimed = tuple[list[OutboxItem], str | None]
 
 
 def backoff_delay(
@@ -128,13 +131,13 @@ class OutboxWorker:
         now = now or self._clock()
         groups = await self._claim(now, self.batch)
         results = await asyncio.gather(
-            *(self._send_in_order(group, now) for group in groups), return_exceptions=True
+            *(self._send_in_order(claimed, now) for claimed in groups), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
                 self._record_failed(result)
         await self.redact_due(now)
-        return sum(len(group) for group in groups)
+        return sum(len(group) for group, _ in groups)
 
     async def redact_due(self, now: datetime) -> int:
         """Ask Twilio to blank the bodies it keeps for erased conversations' messages (quick
@@ -165,14 +168,16 @@ class OutboxWorker:
             metrics.OUTBOUND_RESULTS.labels("redacted").inc()
         return len(due)
 
-    async def _claim(self, now: datetime, limit: int) -> list[list[OutboxItem]]:
+    async def _claim(self, now: datetime, limit: int) -> list[Claimed]:
         """Fail stale 'sending' items; claim up to `limit` due ones, marked 'sending'.
-        Returns them grouped by conversation, each group in the order written."""
+        Returns them grouped by conversation, each group in the order written, with the
+        number it goes from."""
         async with self.store.transaction() as tx:
             stale = await self._fail_interrupted(tx, now)
             items = await tx.claim_outbox(now, limit=limit)
             for item in items:
                 await self._set_status(tx, item, "sending")
+            senders = await self._from_numbers(tx, {item.conversation_id for item in items})
         for item in stale:
             metrics.OUTBOUND_RESULTS.labels("interrupted").inc()
             self._publish(item, UNCERTAIN)
@@ -181,7 +186,7 @@ class OutboxWorker:
         groups: dict[int, list[OutboxItem]] = {}
         for item in sorted(items, key=lambda i: i.id):
             groups.setdefault(item.conversation_id, []).append(item)
-        return list(groups.values())
+        return [(group, senders.get(cid)) for cid, group in groups.items()]
 
     @staticmethod
     def _record_failed(exc: BaseException) -> None:
@@ -189,30 +194,33 @@ class OutboxWorker:
         # later shown as interrupted. Other conversations went ahead.
         log.error("outbox_record_failed", error=type(exc).__name__)
 
-    async def _send_in_order(self, group: list[OutboxItem], now: datetime) -> None:
+    async def _send_in_order(self, claimed: Claimed, now: datetime) -> None:
+        group, from_number = claimed
         for index, item in enumerate(group):
-            outcome, retry_at = await self._deliver(item, now)
+            outcome, retry_at = await self._deliver(item, now, from_number)
             if outcome == "retry" and retry_at is not None:
                 # Keep the conversation's order: later texts wait for this one.
                 for later in group[index + 1 :]:
                     await self._finish(later, "pending", now, "queued", retry_at=retry_at)
                 return
 
-    async def _from_number(self, conversation_id: int) -> str | None:
-        """The number the texter wrote to, when their conversation belongs to a program
-        with its own (texts come back from where they went); None: the configured sender."""
-        async with self.store.transaction() as tx:
-            program_id = (await tx.get_conversation(conversation_id)).program_id
-            if program_id is None:
-                return None
-            if program_id not in self._program_numbers:  # numbers never change
-                for program in await tx.list_programs():
-                    self._program_numbers[program.id] = program.number
-        return self._program_numbers.get(program_id)
+    async def _from_numbers(self, tx: Tx, conversation_ids: set[int]) -> dict[int, str]:
+        """For conversations that belong to a program with its own number: that number
+        (texts come back from where they went). The others use the configured sender."""
+        owners = {cid: (await tx.get_conversation(cid)).program_id for cid in conversation_ids}
+        if {p for p in owners.values() if p is not None} - set(self._program_numbers):
+            for program in await tx.list_programs():  # numbers never change: kept
+                self._program_numbers[program.id] = program.number
+        return {
+            cid: self._program_numbers[program_id]
+            for cid, program_id in owners.items()
+            if program_id is not None and program_id in self._program_numbers
+        }
 
-    async def _deliver(self, item: OutboxItem, now: datetime) -> tuple[Outcome, datetime | None]:
+    async def _deliver(
+        self, item: OutboxItem, now: datetime, from_number: str | None
+    ) -> tuple[Outcome, datetime | None]:
         try:
-            from_number = await self._from_number(item.conversation_id)
             sid = await self.sender.send(item.to, item.body, self.status_callback, from_number)
         except Exception as exc:  # a sender should raise SendError; classify anything else
             error = exc if isinstance(exc, SendError) else classify(exc)
@@ -367,11 +375,11 @@ class OutboxWorker:
                     # A database hiccup must not end outbound texting for the process.
                     log.exception("outbox_pass_failed")
                     groups = []
-                for group in groups:
-                    task = asyncio.create_task(self._send_in_order(group, now))
+                for one in groups:
+                    task = asyncio.create_task(self._send_in_order(one, now))
                     in_flight.add(task)
                     task.add_done_callback(finished)
-                claimed = sum(len(group) for group in groups)
+                claimed = sum(len(group) for group, _ in groups)
             if room > 0 and claimed >= min(self.batch, room) and len(in_flight) < self.concurrency:
                 continue  # more may be due right now
             await self._sleep(stop)
