@@ -367,7 +367,11 @@ class Engine:
             "wait": 1,
         }
         message_id = say.id
-        if conv.queued_at is not None:
+        # The place in line takes several queries: only for texts that show it.
+        shows_wait = message_id in WAIT_TEXTS or bool(
+            copy.fields_of(message_id, conv.language) & {"position", "wait"}
+        )
+        if conv.queued_at is not None and shows_wait:
             params["position"], wait = await position_and_wait(tx, conv, now, self.settings)
             if wait is not None:
                 params["wait"] = wait

@@ -9,6 +9,7 @@ wait, hours, lines); a missing one is a CopyError naming it. Two conveniences:
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import tomllib
@@ -67,6 +68,15 @@ _CATALOG = load()
 def message_ids(language: str) -> set[str]:
     """Every message id defined for a language (including `_named` variants)."""
     return set(_messages(language))
+
+
+@functools.cache
+def fields_of(message_id: str, language: str) -> frozenset[str]:
+    """The params a message may use (its `_named` variant's too); empty for an unknown id
+    (render then says what is wrong)."""
+    messages = _messages(language)
+    variants = (message_id, message_id + NAMED_SUFFIX)
+    return frozenset().union(*(template_fields(messages[v]) for v in variants if v in messages))
 
 
 def template(message_id: str, language: str) -> str:

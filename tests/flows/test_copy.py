@@ -335,3 +335,13 @@ def test_a_malformed_copy_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "es.toml").write_text("bad = 3\n", encoding="utf-8")
     with pytest.raises(copy.CopyError, match=r"es\.toml"):
         copy.load(tmp_path)
+
+
+def test_fields_of_says_which_params_a_message_may_use() -> None:
+    """fields_of (the engine computes a place in line only for texts that show it) covers
+    a message and its named variant, and is empty for an unknown id."""
+    for language in LANGS:
+        assert {"position", "wait"} <= copy.fields_of("queued", language)
+        assert not copy.fields_of("danger_emergency", language) & {"position", "wait"}
+        assert copy.fields_of("welcome", language) >= {"org"}
+        assert copy.fields_of("no_such_message", language) == frozenset()
