@@ -18,6 +18,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from bot import programs
 from bot.events import Event, Events
 from bot.queue import effective_priority, is_role_play, telling_words, unclaimed_too_long
 from bot.settings import Settings
@@ -163,16 +164,20 @@ async def standing(
     store: Store, user: User, now: datetime, settings: Settings
 ) -> list[dict[str, Any]]:
     """The alarms still standing, for a page load: the same records the live events came
-    from, filtered as the live events are (p1_unclaimed for everyone; danger_held for the
-    holder and supervisors) and only while they still hold (still queued; still held)."""
+    from, filtered as the live events are (their programs' texters; p1_unclaimed for
+    everyone; danger_held for the holder and supervisors) and only while they still hold
+    (still queued; still held)."""
     shown: list[dict[str, Any]] = []
     async with store.transaction() as tx:
+        where = await programs.scope_of(tx, user)  # only their programs' texters
         for record in await tx.list_alarms(active=True):
             if record.kind not in (UNCLAIMED, DANGER_HELD):
                 continue
             try:
                 conv = await tx.get_conversation(record.conversation_id)
             except NotFound:
+                continue
+            if not where.covers(conv):
                 continue
             if record.kind == UNCLAIMED:
                 if conv.state != QUEUED or conv.advocate_id is not None:

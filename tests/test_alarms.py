@@ -138,3 +138,24 @@ async def test_reassigning_a_texter_in_danger_alarms_the_new_holder(engine: Engi
     assert [(a["reason"], a["words"]) for a in standing] == [(alarms.DANGER_HELD, DANGER)]
     await engine.send_from_advocate(cid, ben, "I'm here. Are you somewhere safe?")
     assert await active(store) == []
+
+
+async def test_standing_alarms_show_only_the_staff_members_programs(engine: Engine) -> None:
+    """A texter of a partner program waits unclaimed in danger: that program's advocate
+    sees the standing alarm on page load; an advocate of the default program does not."""
+    store = engine.store
+    now = utcnow()
+    cid = await say(engine, "+15550000006", DANGER, now)
+    async with store.transaction() as tx:
+        freedom = await tx.add_program(
+            "freedom", "Freedom Network", "+15557770000", None, None, False, now
+        )
+        await tx.set_conversation_program(cid, freedom.id)
+    await engine.check_alarms(now + timedelta(seconds=61))
+    ana = await staff(store, "ana", "available")
+    fay = await staff(store, "fay", "available")
+    async with store.transaction() as tx:
+        await tx.set_user_programs(fay.id, [freedom.id])
+    assert await alarms.standing(store, ana, now, engine.settings) == []
+    (shown,) = await alarms.standing(store, fay, now, engine.settings)
+    assert (shown["conversation_id"], shown["reason"]) == (cid, alarms.UNCLAIMED)

@@ -1,32 +1,11 @@
-"""Alarms on the dashboard. Standing alarms, drawn on every page load so a reload or a late
-sign-in never hides one, come from bot.alarms: the same records the live "alarm" events
-came from, with the same keys (conversation_id, reason, alias, priority, words)."""
+"""What a supervisor's reassign tells the assignee. (Standing alarms, drawn on every page
+load, come straight from bot.alarms.standing: the records the live events came from.)"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from bot import alarms, programs
-from bot.settings import Settings
-from bot.store.base import NotFound, Store, User
-
-
-async def standing_alarms(
-    store: Store, settings: Settings, user: User, now: datetime
-) -> list[dict[str, Any]]:
-    shown = await alarms.standing(store, user, now, settings)
-    async with store.transaction() as tx:  # only the user's programs' texters (bot.programs)
-        where = await programs.scope_of(tx, user)
-        kept = []
-        for alarm in shown:
-            try:
-                conv = await tx.get_conversation(alarm["conversation_id"])
-            except NotFound:
-                continue  # deleted meanwhile
-            if where.covers(conv):
-                kept.append(alarm)
-    return kept
+from bot.store.base import Store, User
 
 
 async def after_reassign(

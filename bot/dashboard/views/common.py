@@ -12,9 +12,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session
 
-from bot import vocabulary
+from bot import alarms, vocabulary
 from bot.dashboard.security import USER, csrf_token, is_protected
-from bot.dashboard.views import alarms
 from bot.events import Event
 from bot.keys import EVENTS, SETTINGS, STORE
 from bot.store.base import Conflict, NotFound, Tx
@@ -41,9 +40,7 @@ async def base_context(request: web.Request, **extra: Any) -> dict[str, Any]:
     user = request.get(USER)
     standing = []
     if user is not None:
-        standing = await alarms.standing_alarms(
-            request.app[STORE], request.app[SETTINGS], user, utcnow()
-        )
+        standing = await alarms.standing(request.app[STORE], user, utcnow(), request.app[SETTINGS])
     context: dict[str, Any] = {
         "csrf": await csrf_token(request),
         "user": user,
