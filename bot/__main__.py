@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from bot import logs
@@ -207,8 +207,21 @@ async def cmd_purge(settings: Settings) -> int:
     return 0
 
 
-async def cmd_stats(settings: Settings, program: str | None = None, as_csv: bool = False) -> int:
-    if program is None and not as_csv:
+def day_start(text: str) -> datetime:
+    """A YYYY-MM-DD date as the start of that day in UTC (argparse's type for --since)."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+async def cmd_stats(
+    settings: Settings,
+    program: str | None = None,
+    as_csv: bool = False,
+    since: datetime | None = None,
+) -> int:
+    if program is None and not as_csv and since is None:
         async with opened_store(settings) as store, store.transaction() as tx:
             print(json.dumps(await tx.stats(), sort_keys=True))
         return 0
@@ -217,9 +230,9 @@ async def cmd_stats(settings: Settings, program: str | None = None, as_csv: bool
     from bot import reports
 
     async with opened_store(settings) as store:  # per program (bot.reports.figures)
-        rows = await reports.figures(store, settings, program)
-    if not as_csv:
-        print(json.dumps(rows[0], sort_keys=True))
+        rows = await reports.figures(store, settings, program, since)
+    if not as_csv:  # one program's figures, or (--since alone) every program's
+        print(json.dumps(rows[0] if program else rows, sort_keys=True))
         return 0
     writer = csv.DictWriter(sys.stdout, fieldnames=reports.figure_columns())
     writer.writeheader()
@@ -266,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="counts for operators, as JSON")
     stats.add_argument("--program", help="one program's figures (a slug, or 'default')")
     stats.add_argument("--csv", action="store_true", help="figures per program, as CSV")
+    stats.add_argument(
+        "--since", type=day_start, help="only conversations started on or after this date"
+    )
     sub.add_parser("flow-diagram", help="the intake flow as mermaid text")
     from bot.resources.cli import add_parser as add_resources_parser
 
@@ -314,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "purge":
             return asyncio.run(cmd_purge(settings))
         if command == "stats":
-            return asyncio.run(cmd_stats(settings, args.program, args.csv))
+            return asyncio.run(cmd_stats(settings, args.program, args.csv, args.since))
         if command == "resources":
             from bot.resources.cli import run as run_resources
 

@@ -236,10 +236,11 @@ def program_figures(
 
 
 async def figures(
-    store: Store, settings: Settings, slug: str | None = None
+    store: Store, settings: Settings, slug: str | None = None, since: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Every program's figures (the default program first), or one program's by slug
-    ("default" for the default program). ValueError for an unknown slug."""
+    ("default" for the default program). ValueError for an unknown slug. `since`: only
+    conversations started at or after it (a reporting period's start)."""
     async with store.transaction() as tx:
         known = await programs.book(tx, settings)
         wanted = [(None, "default"), *((p.id, p.slug) for p in known.programs)]
@@ -248,7 +249,9 @@ async def figures(
             if not wanted:
                 raise ValueError(f"no such program: {slug}")
         convs = await tx.list_conversations(limit=queue.QUEUE_LIMIT)
+        if since is not None:
+            convs = [c for c in convs if c.created_at is not None and c.created_at >= since]
         return [
-            program_figures(pid, name, convs, await tx.program_referral_count(pid))
+            program_figures(pid, name, convs, await tx.program_referral_count(pid, since))
             for pid, name in wanted
         ]

@@ -21,8 +21,10 @@ from bot.engine import utcnow
 from bot.handoff import claim, take_next
 from bot.hours import DAYS
 from bot.keys import ENGINE, SETTINGS, STORE
+from bot.resources.hsds import read_package
 from bot.store.base import Conversation, Program, User
 from flows import copy
+from tests.helpers import SAMPLE
 
 Text = Callable[..., Awaitable[list[str]]]
 DEFAULT_TO = "+15559990000"  # the number the conftest's texts go to: no program has it
@@ -241,12 +243,32 @@ async def test_figures_stay_each_programs_own_and_count_referrals(
         await reports.figures(client.app[STORE], client.app[SETTINGS], "nowhere")
 
 
+async def test_figures_since_a_date_count_only_conversations_started_since(
+    client: TestClient, text: Text
+) -> None:
+    """A reporting period: figures since before the texts count them, figures since after
+    count nothing, referrals included."""
+    await add_freedom(client)
+    conv, ana = await held(client, text)
+    store, settings = client.app[STORE], client.app[SETTINGS]
+    async with store.transaction() as tx:
+        sites = read_package(SAMPLE).sites
+        await tx.replace_resources(sites, utcnow())
+        await tx.record_referral(conv.id, sites[0].service_id, ana.id, utcnow())
+    day = timedelta(days=1)
+    before = (await reports.figures(store, settings, "default", utcnow() - day))[0]
+    after = (await reports.figures(store, settings, "default", utcnow() + day))[0]
+    assert before["conversations"] == 1 and before["referrals_directory"] == 1
+    assert after["conversations"] == 0 and after["referrals_directory"] == 0
+
+
 def test_programs_and_stats_commands(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`programs add` refuses a bad number or hours and a taken slug; `programs list
     --json` shows the default program and the added one; `users add --program` refuses an
-    unknown program; `stats --csv` has one row per program and no number or text."""
+    unknown program; `stats --csv` has one row per program and no number or text;
+    `--since` takes a date and refuses anything else."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'h.db'}")
     monkeypatch.setenv("HAVEN_SECRET_KEY", "k" * 40)
     add = ["programs", "add", "freedom", "--name", "Freedom Network", "--number", FREEDOM_TO]
@@ -270,6 +292,14 @@ def test_programs_and_stats_commands(
     assert "+1" not in out
     assert main(["stats", "--program", "freedom"]) == 0
     assert json.loads(capsys.readouterr().out)["program"] == "freedom"
+    assert main(["stats", "--csv", "--since", "2026-01-01"]) == 0
+    assert [r["program"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))] == [
+        "default",
+        "freedom",
+    ]
+    with pytest.raises(SystemExit) as refused:
+        main(["stats", "--since", "last tuesday"])
+    assert refused.value.code == 2 and "not a date" in capsys.readouterr().err
 
 
 async def test_place_in_line_and_wait_count_only_the_texters_own_program(

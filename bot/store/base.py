@@ -404,8 +404,11 @@ class Tx(abc.ABC):
         """The programs a staff member belongs to, in id order (empty: none)."""
 
     @abc.abstractmethod
-    async def program_referral_count(self, program_id: int | None) -> int:
-        """Directory referrals given on the program's conversations."""
+    async def program_referral_count(
+        self, program_id: int | None, since: datetime | None = None
+    ) -> int:
+        """Directory referrals given on the program's conversations (those started at or
+        after `since`, when given)."""
 
     # -- abuse of the SMS line (bot.abuse) and the audit viewer ----------------------------
     @abc.abstractmethod

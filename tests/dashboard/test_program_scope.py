@@ -196,3 +196,21 @@ async def test_a_programs_supervisor_role_plays_in_their_own_program(
         (conv,) = await tx.list_conversations()
     assert conv.program_id == freedom.id
     assert (await client.get(f"/dashboard/conversations/{conv.id}")).status == 200
+
+
+async def test_transfer_list_offers_only_colleagues_of_the_texters_program(
+    client: TestClient, make_user: MakeUser, text: Text
+) -> None:
+    """The conversation page's transfer list names only colleagues who work for the
+    texter's program: anyone else would be refused on submit."""
+    freedom = await add_freedom(client)
+    freedom_cid = await waiting(client, text, "+15551230203", FREEDOM_TO)
+    fay = await member(client, make_user, "fay", "advocate", freedom)
+    await member(client, make_user, "flo", "advocate", freedom)
+    await make_user("dan", "advocate")
+    token = await sign_in(client, fay.name)
+    took = await client.post("/dashboard/take-next", headers={**JSON, "X-CSRF-Token": token})
+    assert (await took.json())["conversation_id"] == freedom_cid
+    page = await (await client.get(f"/dashboard/conversations/{freedom_cid}")).text()
+    assert ">flo (" in page
+    assert ">dan (" not in page

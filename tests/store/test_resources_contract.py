@@ -74,7 +74,8 @@ async def test_many_sites_import_in_batches(store: Store) -> None:
 
 async def test_referrals_are_recorded_listed_and_counted(store: Store, crypto: Crypto) -> None:
     """A referral keeps the service's name through a re-import that drops the service; an
-    unknown service or conversation is NotFound; stats count referrals."""
+    unknown service or conversation is NotFound; stats count referrals, per program
+    and since a conversation's start."""
     _, c = await seed(store, crypto)
     async with store.transaction() as tx:
         await tx.replace_resources([site(1), site(2)], NOW)
@@ -91,6 +92,9 @@ async def test_referrals_are_recorded_listed_and_counted(store: Store, crypto: C
         assert (listed[0].name, listed[0].user_id, listed[0].created_at) == ("Service 1", 7, NOW)
         assert listed[1].user_id is None
         assert (await tx.stats())["referrals"] == 2
+        assert await tx.program_referral_count(None) == 2
+        assert await tx.program_referral_count(None, since=NOW) == 2  # started at NOW
+        assert await tx.program_referral_count(None, since=at(1)) == 0
 
 
 @pytest.mark.parametrize("how", ["delete", "exit", "retention"])

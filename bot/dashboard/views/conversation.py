@@ -105,10 +105,14 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
             {"note": note, "author": await user_name(tx, note.user_id, "former user")}
             for note in stored_notes
         ]
+        # Only colleagues who work for the texter's program: check_target refuses others.
         colleagues = [
             u
             for u in await tx.list_users()
-            if u.active and u.id != user.id and u.role in ("advocate", "supervisor")
+            if u.active
+            and u.id != user.id
+            and u.role in ("advocate", "supervisor")
+            and (await programs.scope_of(tx, u)).covers(conv)
         ]
         holder = await user_name(tx, conv.advocate_id) or None
         earlier = await earlier_conversations(tx, conv)

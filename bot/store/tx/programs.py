@@ -97,8 +97,13 @@ class ProgramTx(SqlTxBase):
         )
         return [int(r["program_id"]) for r in rows]
 
-    async def program_referral_count(self, program_id: int | None) -> int:
+    async def program_referral_count(
+        self, program_id: int | None, since: datetime | None = None
+    ) -> int:
         where, args = _program_clause(program_id)
+        if since is not None:
+            where += " AND c.created_at >= ?"
+            args.append(self._at(since))
         r = await self._returning(
             "SELECT COUNT(*) AS n FROM referrals r JOIN conversations c"
             f" ON c.id = r.conversation_id WHERE {where}",
