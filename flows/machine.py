@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -48,7 +48,9 @@ class InOrderMachine(AsyncMachine):
     prepare and finalize hooks) in order in the calling task."""
 
     @staticmethod
-    async def await_all(callables: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    async def await_all(
+        callables: list[Callable[..., Coroutine[Any, Any, bool | None]]],
+    ) -> list[bool | None]:
         return [await func() for func in callables]
 
 
