@@ -21,6 +21,7 @@ from bot.store.records import (
     Conflict,
     Conversation,
     Direction,
+    InboundState,
     Message,
     Note,
     NotFound,
@@ -47,6 +48,7 @@ __all__ = [
     "Conflict",
     "Conversation",
     "Direction",
+    "InboundState",
     "Message",
     "NotFound",
     "Note",
@@ -75,6 +77,14 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def save_reply(self, message_sid: str, body: str, now: datetime) -> None:
         """Remember the response body (TwiML) given for a MessageSid (encrypted at rest)."""
+
+    # -- one inbound message ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def load_inbound(self, phone_hash: str, message_sid: str) -> InboundState:
+        """In one statement: the reply saved for `message_sid`, the texter with this phone
+        hash (None for a new number), their block flag and reply window, and their newest
+        conversation not in ENDED_STATES (as get_open_conversation, and like it locked
+        FOR UPDATE on PostgreSQL). The caller holds the texter's lock."""
 
     # -- texters -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -402,6 +412,11 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def user_program_ids(self, user_id: int) -> list[int]:
         """The programs a staff member belongs to, in id order (empty: none)."""
+
+    @abc.abstractmethod
+    async def users_program_ids(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
+        """user_program_ids of several staff members in one read: every id asked for is a
+        key (an empty list: none)."""
 
     @abc.abstractmethod
     async def program_referral_count(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -138,6 +138,12 @@ class SqliteStore(Store):
         if self._conn is None:
             raise RuntimeError("the store is not open; await store.open() first")
         return self._conn
+
+    async def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Have SQLite call `callback` with every statement it runs on this store's
+        connections (None stops it): for counting statements (tests, tools)."""
+        # aiosqlite's stub wants a callable; None is what sqlite3 takes to stop tracing.
+        await self._connection().set_trace_callback(callback)  # type: ignore[arg-type]
 
     async def ping(self) -> None:
         await self._connection().execute_fetchall("SELECT 1")

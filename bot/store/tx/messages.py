@@ -42,7 +42,7 @@ class MessageTx(SqlTxBase):
         m = message
         check(m.direction in ("in", "out"), "direction must be 'in' or 'out'")
         check(m.status in MESSAGE_STATUSES, f"unknown message status {m.status!r}")
-        await self._require("conversations", m.conversation_id)
+        # No look-up first: the foreign key refuses an unknown conversation (NotFound).
         created = utc(m.created_at) if m.created_at is not None else datetime.now(UTC)
         r = await self._returning(
             "INSERT INTO messages (conversation_id, direction, author, body_enc, created_at,"
