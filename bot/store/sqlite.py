@@ -1,8 +1,18 @@
 """SQLite backend (the default): one aiosqlite connection, WAL, foreign keys on.
 
-Every transaction holds one asyncio lock from BEGIN IMMEDIATE to COMMIT, so tasks never
-interleave inside a transaction. `transaction(lock_key)` first takes a per-key lock as well,
-so the per-texter serialisation contract reads the same as PostgreSQL's advisory locks.
+Every transaction holds one asyncio lock (the write lock) while its statements run, so
+tasks never interleave inside a transaction. `transaction(lock_key)` first takes a per-key
+lock as well, so the per-texter serialisation contract reads the same as PostgreSQL's
+advisory locks.
+
+Group commit (issue 11). Transactions that follow each other while others wait for the
+write lock share one SQLite transaction: the first opens it (BEGIN IMMEDIATE), each later
+one runs inside a SAVEPOINT of its own (so a failure undoes only its own work), and one
+COMMIT (one fsync) ends them all. Nobody's `transaction()` block returns before that COMMIT
+has returned: a webhook is acknowledged only once its message is durable, and a kill -9
+loses nothing acknowledged. A transaction that finds nobody waiting commits at once, as
+before. The opening statement (BEGIN or SAVEPOINT) goes to SQLite's thread in the same hop
+as the transaction's first statement, so it costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +21,8 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -26,25 +37,57 @@ _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # fixed width, so text order is time 
 BUSY_TIMEOUT_MS = 5000
 # Upserts and UPDATE/DELETE ... RETURNING (claims, alarms, statuses) need SQLite 3.35.
 MIN_SQLITE = (3, 35, 0)
+# A group commits at the latest when it has this many members or is this old (seconds),
+# so a steady stream of webhooks still gets acknowledged.
+GROUP_MAX = 64
+GROUP_MAX_AGE = 0.05
 
 
 class SqliteTx(SqlTx):
-    def __init__(self, conn: aiosqlite.Connection, crypto: Crypto) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        crypto: Crypto,
+        opening: Callable[[SqliteTx], str],
+    ) -> None:
         super().__init__(crypto)
         self._conn = conn
+        self._opening: Callable[[SqliteTx], str] | None = opening
+        self.opened = False  # its opening statement was sent (it may be running still)
+        self.savepoint: str | None = None  # its savepoint inside a shared transaction
+
+    def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Awaitable[Any]:
+        """One statement in SQLite's thread, preceded in the same hop by this transaction's
+        opening statement (BEGIN IMMEDIATE or SAVEPOINT) if it has not been sent yet."""
+        self._guard()
+        first = None
+        if self._opening is not None:
+            first, self._opening = self._opening(self), None
+            self.opened = True
+        conn = self._conn
+
+        def work() -> Any:
+            # aiosqlite runs `work` on its own thread, in order with every other call.
+            db = conn._conn  # the sqlite3 connection behind aiosqlite (private)
+            if first is not None:
+                db.execute(first)
+            cursor = db.execute(sql, args)
+            try:
+                return cursor.fetchall() if fetch else cursor.rowcount
+            finally:
+                cursor.close()
+
+        return conn._execute(work)  # queue `work` on aiosqlite's thread (private)
 
     async def _fetch(self, sql: str, *args: Any) -> list[Row]:
-        self._guard()
         try:
-            return list(await self._conn.execute_fetchall(sql, args))
+            return list(await self._run(sql, args, fetch=True))
         except sqlite3.IntegrityError as exc:
             raise _integrity(exc) from exc
 
     async def _execute(self, sql: str, *args: Any) -> int:
-        self._guard()
         try:
-            async with self._conn.execute(sql, args) as cursor:
-                return cursor.rowcount
+            return int(await self._run(sql, args, fetch=False))
         except sqlite3.IntegrityError as exc:
             raise _integrity(exc) from exc
 
@@ -82,17 +125,43 @@ class _KeyLock:
         self.users = 0
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
-    """Roll back even when the task was cancelled mid-statement. aiosqlite runs statements
-    in order on its own thread, so a BEGIN or COMMIT still in flight runs before this
-    ROLLBACK; checking `in_transaction` first would race with it. Shielded, so a second
-    cancellation cannot leave the shared connection inside a transaction."""
+async def _rollback(conn: aiosqlite.Connection, statement: str = "ROLLBACK") -> None:
+    """Roll back (or back to a savepoint) even when the task was cancelled mid-statement.
+    aiosqlite runs statements in order on its own thread, so a BEGIN, SAVEPOINT or COMMIT
+    still in flight runs before this; checking `in_transaction` first would race with it.
+    Shielded, so a second cancellation cannot leave the shared connection inside a
+    transaction."""
     try:
-        await asyncio.shield(conn.execute("ROLLBACK"))
+        await asyncio.shield(conn.execute(statement))
     except sqlite3.OperationalError:
-        pass  # no transaction was active: BEGIN never ran, or COMMIT already did
+        pass  # nothing to undo: BEGIN or SAVEPOINT never ran, or COMMIT already did
     except asyncio.CancelledError:
-        pass  # the shielded ROLLBACK still runs; the caller is already unwinding
+        pass  # the shielded statement still runs; the caller is already unwinding
+
+
+async def _through(task: asyncio.Future[None]) -> None:
+    """Wait for `task` even through cancellation (then re-raise it once it is done): the
+    write lock must not be let go while a COMMIT is still running on the connection."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()
+
+
+class _Group:
+    """One SQLite transaction shared by transactions that followed each other."""
+
+    __slots__ = ("committed", "members", "started")
+
+    def __init__(self) -> None:
+        self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.members = 0  # savepoints handed out (the first member needs none)
+        self.started = time.monotonic()
 
 
 class SqliteStore(Store):
@@ -104,6 +173,9 @@ class SqliteStore(Store):
         self._conn: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._key_locks: dict[str, _KeyLock] = {}
+        self._waiting = 0  # tasks waiting for the write lock
+        self._group: _Group | None = None  # the open shared transaction, if any
+        self._flush: asyncio.Task[None] | None = None  # a commit queued behind the waiters
 
     async def open(self) -> None:
         if self._conn is not None:
@@ -132,6 +204,8 @@ class SqliteStore(Store):
         if self._conn is not None:
             conn, self._conn = self._conn, None
             async with self._write_lock:  # let a running transaction finish first
+                if self._group is not None:  # nothing waiting on a commit is dropped
+                    await _through(asyncio.ensure_future(self._commit(conn)))
                 await conn.close()
 
     def _connection(self) -> aiosqlite.Connection:
@@ -165,6 +239,8 @@ class SqliteStore(Store):
         conn = self._connection()
         applied: list[int] = []
         async with self._write_lock:
+            if self._group is not None:  # never inside a shared transaction
+                await _through(asyncio.ensure_future(self._commit(conn)))
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
                 " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
@@ -210,18 +286,86 @@ class SqliteStore(Store):
     async def _transaction(self, lock_key: str | None) -> AsyncIterator[Tx]:
         conn = self._connection()
         with no_nesting():
+            # The key lock is held until this transaction's work is committed: the
+            # texter's next message is loaded only once this one is durable.
             async with self._key_lock(lock_key) if lock_key is not None else nullcontext():
-                async with self._write_lock:
-                    tx = SqliteTx(conn, self._crypto)
+                self._waiting += 1
+                try:
+                    await self._write_lock.acquire()
+                finally:
+                    self._waiting -= 1
+                locked = True
+                try:
+                    tx = SqliteTx(conn, self._crypto, self._opening)
                     try:
-                        await conn.execute("BEGIN IMMEDIATE")
                         yield tx
-                        await conn.execute("COMMIT")
                     except BaseException:
-                        await _rollback(conn)
-                        raise
-                    finally:
                         tx.closed = True
+                        if tx.opened and tx.savepoint is None:
+                            self._group = None  # it began the shared transaction, alone
+                            await _rollback(conn)
+                        elif tx.opened:
+                            await _rollback(conn, f"ROLLBACK TO {tx.savepoint}")
+                        raise
+                    tx.closed = True
+                    group = self._group
+                    if not tx.opened or group is None:
+                        return  # it ran no statement: nothing to commit
+                    if (
+                        self._waiting == 0
+                        or group.members >= GROUP_MAX
+                        or time.monotonic() - group.started >= GROUP_MAX_AGE
+                    ):
+                        await _through(asyncio.ensure_future(self._commit(conn)))
+                        return
+                    # Others wait for the lock: let them add their work to this
+                    # transaction, and commit behind them (asyncio.Lock is first come,
+                    # first served), unless one of them commits first.
+                    if self._flush is None:
+                        self._flush = asyncio.create_task(self._commit_later())
+                    self._write_lock.release()
+                    locked = False
+                    await asyncio.shield(group.committed)  # raises if the COMMIT failed
+                finally:
+                    if locked:
+                        self._write_lock.release()
+
+    def _opening(self, tx: SqliteTx) -> str:
+        """The statement that opens a transaction's work (sent with its first statement):
+        the shared transaction's BEGIN, or a savepoint inside it."""
+        if self._group is None:
+            self._group = _Group()
+            return "BEGIN IMMEDIATE"
+        self._group.members += 1
+        tx.savepoint = f"haven_{self._group.members}"
+        return f"SAVEPOINT {tx.savepoint}"
+
+    async def _commit(self, conn: aiosqlite.Connection) -> None:
+        """COMMIT the shared transaction (the caller holds the write lock) and tell every
+        member waiting on it; if the COMMIT fails, all of it is rolled back and they all
+        fail (their webhooks get a 5xx and Twilio sends them again)."""
+        group, self._group = self._group, None
+        if group is None:
+            return
+        try:
+            await conn.execute("COMMIT")
+        except BaseException as exc:
+            await _rollback(conn)
+            failure = exc if isinstance(exc, Exception) else RuntimeError("COMMIT interrupted")
+            group.committed.set_exception(failure)
+            group.committed.exception()  # retrieved here; each member re-raises it
+            raise
+        group.committed.set_result(None)
+
+    async def _commit_later(self) -> None:
+        try:
+            async with self._write_lock:
+                if self._group is not None and self._conn is not None:
+                    await self._commit(self._conn)
+        except Exception:  # each member waiting on the group raises it
+            pass
+        finally:
+            self._flush = None
 
     @property
     def key_locks_held(self) -> int:
