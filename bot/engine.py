@@ -477,7 +477,7 @@ class Engine:
         """Fire due nudges and expiries. Each is re-checked under the texter's lock, so a
         timer fires once even when several processes see it due."""
         now = now or utcnow()
-        async with self.store.transaction() as tx:
+        async with self.store.reading() as tx:  # the scan; each fires under its lock
             due = [c.id for c in await tx.due_timers(now)]
         fired = 0
         for conversation_id in due:

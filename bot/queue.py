@@ -178,7 +178,7 @@ async def position_and_wait(
 
 
 async def snapshot(store: Store, now: datetime, settings: Settings) -> list[QueueEntry]:
-    async with store.transaction() as tx:
+    async with store.reading() as tx:  # never waits behind (or holds up) a webhook
         queue = ordered(
             await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
         )

@@ -490,6 +490,12 @@ class Store(abc.ABC):
         """A transaction; with lock_key, serialised with others holding the same key.
         Commits on normal exit, rolls back on an exception."""
 
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction for reading only: it sees what is committed and never waits for
+        (or holds up) writers. On SQLite, a second, read-only connection (a write in it
+        is refused); on PostgreSQL, an ordinary transaction (readers never wait there)."""
+        return self.transaction()
+
     @asynccontextmanager
     async def locked_conversation(
         self, conversation_id: int
@@ -497,7 +503,7 @@ class Store(abc.ABC):
         """A transaction holding the conversation's texter lock, with the conversation loaded
         after the lock is taken (never before: another holder may be changing it). NotFound
         when there is no such conversation."""
-        async with self.transaction() as tx:
+        async with self.reading() as tx:
             phone_hash = (
                 await tx.get_texter((await tx.get_conversation(conversation_id)).texter_id)
             ).phone_hash

@@ -153,6 +153,19 @@ async def _through(task: asyncio.Future[None]) -> None:
     task.result()
 
 
+async def _open_reader(path: str) -> aiosqlite.Connection:
+    """The read-only connection: it sees what is committed, and refuses to write."""
+    reader = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        reader.row_factory = aiosqlite.Row
+        await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
 class _Group:
     """One SQLite transaction shared by transactions that followed each other."""
 
@@ -176,6 +189,10 @@ class SqliteStore(Store):
         self._waiting = 0  # tasks waiting for the write lock
         self._group: _Group | None = None  # the open shared transaction, if any
         self._flush: asyncio.Task[None] | None = None  # a commit queued behind the waiters
+        # Reads outside the write lock: a second, read-only connection (WAL lets it read
+        # the last committed state while a write transaction runs). None in memory.
+        self._reader: aiosqlite.Connection | None = None
+        self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
         if self._conn is not None:
@@ -199,8 +216,14 @@ class SqliteStore(Store):
             await conn.close()
             raise
         self._conn = conn
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            self._reader = await _open_reader(self.path)
 
     async def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            async with self._read_lock:
+                await reader.close()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             async with self._write_lock:  # let a running transaction finish first
@@ -267,6 +290,26 @@ class SqliteStore(Store):
     # -- transactions -------------------------------------------------------------------------
     def transaction(self, lock_key: str | None = None) -> AbstractAsyncContextManager[Tx]:
         return self._transaction(lock_key)
+
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        return self._reading()
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Tx]:
+        reader = self._reader
+        if reader is None:  # an in-memory database has one connection: share its lock
+            async with self._transaction(None) as tx:
+                yield tx
+            return
+        with no_nesting():
+            async with self._read_lock:  # one reader at a time; never the write lock
+                tx = SqliteTx(reader, self._crypto, lambda _tx: "BEGIN")  # one snapshot
+                try:
+                    yield tx
+                finally:
+                    tx.closed = True
+                    if tx.opened:
+                        await _rollback(reader)  # ends the snapshot; it wrote nothing
 
     @asynccontextmanager
     async def _key_lock(self, key: str) -> AsyncIterator[None]:

@@ -96,3 +96,44 @@ async def test_a_failing_transaction_in_a_group_undoes_only_its_own_work(
     assert _committed_replies(tmp_path / "haven.db") == {"SMa", "SMc"}
     assert ran.count("COMMIT") == 1, ran
     assert any(q.startswith("ROLLBACK TO") for q in ran), ran
+
+
+async def test_reads_do_not_wait_behind_a_write_and_see_only_committed_data(
+    sqlite_store: SqliteStore,
+) -> None:
+    """While a write transaction holds the write lock (mid-way, its row not yet
+    committed), a reading() transaction runs at once on the read connection and sees the
+    committed state only; a write inside reading() is refused; once the writer commits,
+    the next read sees its row."""
+    from datetime import UTC, datetime
+
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    async with sqlite_store.transaction() as tx:
+        await tx.save_reply("SMold", "[]", now)
+    written, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with sqlite_store.transaction() as tx:
+            await tx.save_reply("SMnew", "[]", now)
+            written.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    try:
+        await asyncio.wait_for(written.wait(), 5)
+
+        async def read() -> tuple[str | None, str | None]:
+            async with sqlite_store.reading() as tx:
+                return await tx.get_reply("SMold"), await tx.get_reply("SMnew")
+
+        assert await asyncio.wait_for(read(), 2) == ("[]", None)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            async with sqlite_store.reading() as tx:
+                await tx.save_reply("SMsneaky", "[]", now)
+        release.set()
+        await task
+        assert (await read())[1] == "[]"
+    finally:
+        release.set()
+        await task
+        await sqlite_store.close()
