@@ -352,10 +352,7 @@ class Engine:
         if "purge" in model.effects:
             await tx.purge_conversation(conv.id)
         else:
-            for text in texts:
-                await tx.add_message(
-                    Message(conv.id, "out", text, author="haven", status="replied")
-                )
+            await tx.add_replies(conv.id, texts)
         if "enqueue" in model.effects or conv.state in (QUEUED, EXITED, OPTED_OUT):
             events.append(Event("queue", {}))
         change: dict[str, Any] = {"conversation_id": conv.id, "state": conv.state}

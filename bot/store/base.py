@@ -155,6 +155,12 @@ class Tx(abc.ABC):
         """Insert; returns it with id and created_at set."""
 
     @abc.abstractmethod
+    async def add_replies(self, conversation_id: int, texts: Sequence[str]) -> None:
+        """Haven's texts given inside a webhook's response (author 'haven', status
+        'replied'), stored in order. Nothing is returned, so a backend may send them with
+        the transaction's later statements (SQLite: in one thread hop)."""
+
+    @abc.abstractmethod
     async def list_messages(self, conversation_id: int) -> list[Message]:
         """Oldest first."""
 

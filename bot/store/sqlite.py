@@ -55,22 +55,30 @@ class SqliteTx(SqlTx):
         self._opening: Callable[[SqliteTx], str] | None = opening
         self.opened = False  # its opening statement was sent (it may be running still)
         self.savepoint: str | None = None  # its savepoint inside a shared transaction
+        self._later: list[tuple[str, tuple[Any, ...]]] = []  # writes sent with the next hop
 
-    def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Awaitable[Any]:
+    def _run(self, sql: str | None, args: tuple[Any, ...], fetch: bool) -> Awaitable[Any]:
         """One statement in SQLite's thread, preceded in the same hop by this transaction's
-        opening statement (BEGIN IMMEDIATE or SAVEPOINT) if it has not been sent yet."""
+        opening statement (BEGIN IMMEDIATE or SAVEPOINT) if it has not been sent yet, and
+        by the writes held back by `_execute_later`, in the order they were made. With
+        `sql` None, only those."""
         self._guard()
-        first = None
+        first: list[tuple[str, tuple[Any, ...]]] = []
         if self._opening is not None:
-            first, self._opening = self._opening(self), None
+            first.append((self._opening(self), ()))
+            self._opening = None
             self.opened = True
+        first += self._later
+        self._later = []
         conn = self._conn
 
         def work() -> Any:
             # aiosqlite runs `work` on its own thread, in order with every other call.
             db = conn._conn  # the sqlite3 connection behind aiosqlite (private)
-            if first is not None:
-                db.execute(first)
+            for statement, params in first:
+                db.execute(statement, params).close()
+            if sql is None:
+                return None
             cursor = db.execute(sql, args)
             try:
                 return cursor.fetchall() if fetch else cursor.rowcount
@@ -90,6 +98,17 @@ class SqliteTx(SqlTx):
             return int(await self._run(sql, args, fetch=False))
         except sqlite3.IntegrityError as exc:
             raise _integrity(exc) from exc
+
+    async def _execute_later(self, sql: str, *args: Any) -> None:
+        self._guard()
+        self._later.append((sql, args))
+
+    async def flush_writes(self) -> None:
+        if self._later:
+            try:
+                await self._run(None, (), fetch=False)
+            except sqlite3.IntegrityError as exc:
+                raise _integrity(exc) from exc
 
     def _ts(self, value: datetime) -> str:
         return value.strftime(_TS_FORMAT)
@@ -306,6 +325,7 @@ class SqliteStore(Store):
                 tx = SqliteTx(reader, self._crypto, lambda _tx: "BEGIN")  # one snapshot
                 try:
                     yield tx
+                    await tx.flush_writes()  # a write held back is refused here too
                 finally:
                     tx.closed = True
                     if tx.opened:
@@ -342,6 +362,7 @@ class SqliteStore(Store):
                     tx = SqliteTx(conn, self._crypto, self._opening)
                     try:
                         yield tx
+                        await tx.flush_writes()  # the writes held back, in one hop
                     except BaseException:
                         tx.closed = True
                         if tx.opened and tx.savepoint is None:

@@ -808,6 +808,37 @@ async def test_concurrent_outbox_claimers_never_share_an_item(store: Store, cryp
 # -- replies, users, notes, audit -----------------------------------------------------------
 
 
+async def test_add_replies_stores_haven_texts_in_order(store: Store, crypto: Crypto) -> None:
+    """add_replies stores Haven's in-response texts after what came before, in the order
+    given, as Haven's, 'replied', readable in the same transaction and after it."""
+    _, conv = await seed(store, crypto)
+    async with store.transaction() as tx:
+        first = await outbound(tx, conv.id, "before")
+        await tx.add_replies(conv.id, ["one", "two"])
+        await tx.add_replies(conv.id, [])
+        inside = [m.body for m in await tx.list_messages(conv.id)]
+    async with store.transaction() as tx:
+        stored = await tx.list_messages(conv.id)
+    assert inside == [m.body for m in stored] == ["before", "one", "two"]
+    assert stored[0].id == first.id and stored[1].id is not None and stored[2].id is not None
+    assert first.id < stored[1].id < stored[2].id
+    assert {(m.direction, m.author, m.status) for m in stored[1:]} == {("out", "haven", "replied")}
+
+
+async def test_a_held_back_write_that_fails_fails_its_transaction(
+    store: Store, crypto: Crypto
+) -> None:
+    """A write the backend may hold back (a reply for a conversation that does not exist)
+    still fails inside its transaction block (NotFound), and the block's other writes
+    are rolled back with it."""
+    with pytest.raises(NotFound):
+        async with store.transaction() as tx:
+            await tx.save_reply("SMkept?", "[]", NOW)
+            await tx.add_replies(987654, ["to nobody"])
+    async with store.transaction() as tx:
+        assert await tx.get_reply("SMkept?") is None
+
+
 async def test_saved_replies_are_idempotent(store: Store) -> None:
     """A reply is remembered per MessageSid and the first one stands."""
     async with store.transaction() as tx:

@@ -6,6 +6,7 @@ status forward, and a callback that arrives before its SID is known waits in
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK, UNCERTAIN
@@ -62,6 +63,18 @@ class MessageTx(SqlTxBase):
         m.id = r["id"]
         m.created_at = created
         return m
+
+    async def add_replies(self, conversation_id: int, texts: Sequence[str]) -> None:
+        created = self._ts(datetime.now(UTC))
+        for text in texts:  # in order: ids rise in the order they were said
+            await self._execute_later(
+                "INSERT INTO messages (conversation_id, direction, author, body_enc,"
+                " created_at, provider_sid, status, error_code, media_types, labels)"
+                " VALUES (?, 'out', 'haven', ?, ?, NULL, 'replied', NULL, '[]', '[]')",
+                conversation_id,
+                self._enc(text),
+                created,
+            )
 
     async def list_messages(self, conversation_id: int) -> list[Message]:
         rows = await self._fetch(
