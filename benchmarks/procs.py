@@ -105,9 +105,11 @@ class Server:
         self._cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_s = 0.0  # launch to first /healthz 200
+        self.settled_s = 0.0  # then until its warm-up went quiet
 
     async def __aenter__(self) -> Server:
         await self.start()
+        self.settled_s = await self.settle()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -136,6 +138,19 @@ class Server:
                     raise RuntimeError(f"{self.name} not ready in {START_TIMEOUT_S:.0f} s")
                 await asyncio.sleep(0.05)
         self.started_s = time.monotonic() - began
+
+    async def settle(
+        self, quiet_cpu: float = 0.1, window_s: float = 0.5, limit_s: float = 30.0
+    ) -> float:
+        """Wait until the server is idle (its warm-up thread loads the lexicon beside the
+        listening server): less than quiet_cpu of a core over window_s. Returns the wait."""
+        began = time.monotonic()
+        while time.monotonic() - began < limit_s:
+            before = self.cpu_s()
+            await asyncio.sleep(window_s)
+            if (self.cpu_s() - before) / window_s < quiet_cpu:
+                break
+        return time.monotonic() - began
 
     def tail(self, lines: int = 5) -> str:
         try:
