@@ -10,6 +10,7 @@ socket before answering (benchmarks.bare), driven the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import tempfile
@@ -91,7 +92,7 @@ def _spread(
 
 
 def _message_ids(path: Path) -> dict[str, str | int]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         rows = db.execute("SELECT provider_sid, id FROM messages WHERE direction = 'in'")
         return {sid: mid for sid, mid in rows}
 
@@ -148,16 +149,26 @@ async def measure(load: FanoutLoad) -> Figure:
         db = folder / "haven.db"
         url = f"sqlite:///{db}"
         await staff.add_users(url, list(zip(names, roles, strict=True)))
+        bare_port, haven_port = procs.free_port(), procs.free_port()
+        bare = procs.Server(
+            "bare",
+            procs.bare_args(bare_port),
+            procs.haven_env("", folder, bare_port),
+            bare_port,
+            folder,
+        )
+        haven = procs.Server(
+            "haven",
+            procs.serve_args(),
+            procs.haven_env(url, folder, haven_port),
+            haven_port,
+            folder,
+        )
         with procs.load_generator_core() as where:
-            port = procs.free_port()
-            async with procs.Server(
-                "bare", procs.bare_args(port), procs.haven_env("", folder, port), port, folder
-            ) as bare:
+            async with contextlib.AsyncExitStack() as stack:
+                await asyncio.gather(*(stack.enter_async_context(s) for s in (bare, haven)))
                 b_acks, b_listeners, b_cpu, b_errors = await _drive(bare, load, names, "F", False)
-            port = procs.free_port()
-            async with procs.Server(
-                "haven", procs.serve_args(), procs.haven_env(url, folder, port), port, folder
-            ) as haven:
+                bare.stop()  # idle from here: the core is Haven's
                 h_acks, h_listeners, h_cpu, h_errors = await _drive(haven, load, names, "G", True)
         keys = await asyncio.to_thread(_message_ids, db)
     h_worst, h_missing, h_deliveries = _spread(h_acks, keys, h_listeners)
@@ -183,9 +194,11 @@ async def measure(load: FanoutLoad) -> Figure:
             "client_cpu": f"{h_cpu:.0%} (haven run), {b_cpu:.0%} (bare run)",
         },
     )
-    ok = h_missing == 0 and h_errors == 0 and figure.subject.p99_us <= P99_LIMIT_US
+    ok = h_errors == 0 and figure.subject.p99_us <= P99_LIMIT_US
     figure.check = Check(
-        f"p99 2xx -> event at every client at most {P99_LIMIT_US / 1000:.0f} ms, none missing",
-        ok,
+        f"p99 2xx -> event at every client at most {P99_LIMIT_US / 1000:.0f} ms", ok
+    )
+    figure.more_checks.append(
+        Check("every acknowledged message's event reached every client", h_missing == 0)
     )
     return figure

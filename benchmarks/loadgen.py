@@ -156,6 +156,7 @@ class Run:
     unanswered: int = 0
     wall_s: float = 0.0
     client_cpu: float = 0.0  # load generator CPU seconds / wall seconds (1.0: saturated)
+    start_ns: int = 0  # open loop: when request 0 was due (time.perf_counter_ns())
 
 
 def _cpu() -> float:
@@ -215,11 +216,13 @@ async def open_loop(
     drain_s: float,
     check: Callable[[int, bytes], bool] = ok_twiml,
     on_ack: Callable[[int, int], None] | None = None,
+    offsets_s: Sequence[float] | None = None,
 ) -> Run:
     """Request i is due at start + i / rate. `connections` connections take the requests in
     order; a request waiting for a free connection is already late, and its latency counts
     from when it was due. on_ack(i, ns) is called at each acknowledgement
-    (time.perf_counter_ns())."""
+    (time.perf_counter_ns()). offsets_s, if given, are the due times instead (seconds from
+    the start, ascending); `rate` then only sets the drain deadline's origin."""
     run = Run()
     conns = await _open_conns(ports, connections)
     start_ns = time.perf_counter_ns() + 50_000_000
@@ -229,7 +232,11 @@ async def open_loop(
     answered = bytearray(total)
 
     def due_ns(i: int) -> int:
+        if offsets_s is not None:
+            return start_ns + int(offsets_s[i] * 1e9)
         return start_ns + int(i * 1e9 / rate)
+
+    run.start_ns = start_ns
 
     async def worker(port: int, conn: _Conn) -> None:
         while True:
@@ -254,7 +261,8 @@ async def open_loop(
                 run.errors += 1
 
     tasks = [asyncio.create_task(worker(port, conn)) for port, conn in conns]
-    _, pending = await asyncio.wait(tasks, timeout=total / rate + 0.05 + drain_s)
+    span = offsets_s[-1] if offsets_s else total / rate
+    _, pending = await asyncio.wait(tasks, timeout=span + 0.05 + drain_s)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)

@@ -26,6 +26,8 @@ from benchmarks.backends import AUTH_TOKEN, PUBLIC_URL, SECRET
 SERVER_CORE = 0
 LOAD_CORE = 1
 START_TIMEOUT_S = 60.0
+# How long a server may take to go quiet after start-up (--quick sets 0: a smoke run).
+SETTLE_LIMIT_S = 30.0
 
 
 def free_port() -> int:
@@ -145,6 +147,7 @@ class Server:
         """Wait until the server is idle (its warm-up thread loads the lexicon beside the
         listening server): less than quiet_cpu of a core over window_s. Returns the wait."""
         began = time.monotonic()
+        limit_s = SETTLE_LIMIT_S if limit_s is None else limit_s
         while time.monotonic() - began < limit_s:
             before = self.cpu_s()
             await asyncio.sleep(window_s)

@@ -9,6 +9,7 @@ and the server's RSS is read at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -188,6 +189,9 @@ def seed(path: Path, load: ScaleLoad, advocate_id: int, colleague_id: int) -> No
         )
         db.execute("UPDATE users SET capacity = ? WHERE id = ?", (10_000, advocate_id))
     db.execute("ANALYZE")
+    # One self-contained file to cache and copy (the store turns WAL on again at open).
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("PRAGMA journal_mode = DELETE")
     db.close()
 
 
@@ -206,7 +210,7 @@ async def prepared_database(load: ScaleLoad, folder: Path) -> tuple[Path, bool, 
         began = time.perf_counter()
         url = f"sqlite:///{building}"
         await staff.add_users(url, [(ADVOCATE, "advocate"), ("bench_colleague", "advocate")])
-        with sqlite3.connect(building) as db:
+        with contextlib.closing(sqlite3.connect(building)) as db:
             ids = dict(db.execute("SELECT name, id FROM users").fetchall())
         await asyncio.to_thread(seed, building, load, ids[ADVOCATE], ids["bench_colleague"])
         building.rename(cached)
@@ -216,7 +220,7 @@ async def prepared_database(load: ScaleLoad, folder: Path) -> tuple[Path, bool, 
 
 
 def _held_by_advocate(path: Path) -> list[int]:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         rows = db.execute(
             "SELECT c.id FROM conversations c JOIN users u ON u.id = c.advocate_id"
             " WHERE u.name = ? AND c.state = 'with_advocate' ORDER BY c.id",
