@@ -70,8 +70,8 @@ QUICK = Counts(
     ),
     scale=scale_bench.ScaleLoad(texters=2_000, messages=20_000, queued=20, requests=5),
     burst=burst_bench.BurstLoad(
-        texters=40,
-        seconds=4.0,
+        texters=30,
+        seconds=3.0,
         advocates=2,
         take_every_s=0.3,
         alarm_after_s=1,

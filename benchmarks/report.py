@@ -111,9 +111,9 @@ class Figure:
             "subject": _clean(asdict(self.subject)),
             "baseline": _clean(asdict(self.baseline)),
             "ratio": {
-                "mean": _num(self.ratio_mean),
-                "p99": _num(self.ratio_p99),
-                "rate": _num(self.ratio_rate),
+                "mean": _sig(self.ratio_mean),
+                "p99": _sig(self.ratio_p99),
+                "rate": _sig(self.ratio_rate),
             },
             "check": asdict(self.check) if self.check else None,
             "checks": [asdict(c) for c in self.checks],
@@ -140,6 +140,11 @@ class Report:
 
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 3)
+
+
+def _sig(x: float) -> float | None:
+    """Four significant digits (a ratio of 0.0324 keeps its 4)."""
+    return None if math.isnan(x) else float(f"{x:.4g}")
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
