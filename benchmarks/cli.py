@@ -66,7 +66,13 @@ QUICK = Counts(
         texters=200, connections=10, warm_s=0.3, closed_s=1.0, rate=100.0, open_s=1.0, drain_s=5.0
     ),
     fanout=fanout_bench.FanoutLoad(
-        clients=5, supervisors=2, texters=20, rate=50.0, seconds=1.0, grace_s=0.5
+        clients=5,
+        supervisors=2,
+        texters=20,
+        rate=50.0,
+        seconds=1.0,
+        grace_s=0.5,
+        late_limit_s=5.0,
     ),
     scale=scale_bench.ScaleLoad(texters=2_000, messages=20_000, queued=20, requests=5),
     burst=burst_bench.BurstLoad(

@@ -36,7 +36,8 @@ class FanoutLoad:
     texters: int = 200
     rate: float = 200.0
     seconds: float = 10.0
-    grace_s: float = 3.0
+    grace_s: float = 3.0  # after the load, wait until no event came for this long
+    late_limit_s: float = 30.0  # ... but no longer than this: what has not come is lost
 
 
 @dataclass
@@ -133,7 +134,14 @@ async def _drive(
         result = await loadgen.open_loop(
             ports, requests, load.rate, 20, drain_s=10.0, on_ack=on_ack
         )
-        await asyncio.sleep(load.grace_s)
+        # Late is not lost: wait until the sockets have been quiet for grace_s.
+        waited = 0.0
+        while waited < load.late_limit_s:
+            before = sum(len(li.arrived) for li in listeners)
+            await asyncio.sleep(load.grace_s)
+            waited += load.grace_s
+            if sum(len(li.arrived) for li in listeners) == before:
+                break
         for ws in sockets:
             await ws.close()
     return acks, listeners, result.client_cpu, result.errors
