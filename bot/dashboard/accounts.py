@@ -4,6 +4,7 @@ second factor) and login throttling."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -115,12 +116,23 @@ async def add_user_cli(
         raise AccountError(f"a user named {name!r} already exists") from None
 
 
-def verify_totp(secret: str, code: str) -> bool:
-    """A six-digit code for this secret, now or one 30-second window either side."""
+def totp_step(secret: str, code: str, now: datetime | None = None) -> int | None:
+    """The 30-second time step whose code for this secret `code` is, now or one window
+    either side; None when it is none of them."""
     code = code.strip().replace(" ", "")
     if len(code) != 6 or not code.isdigit():
-        return False
-    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_WINDOW)
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now or datetime.now(UTC))
+    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def verify_totp(secret: str, code: str) -> bool:
+    """A six-digit code for this secret, now or one 30-second window either side."""
+    return totp_step(secret, code) is not None
 
 
 async def authenticate(store: Store, name: str, password: str, code: str = "") -> User | None:
@@ -138,8 +150,15 @@ async def authenticate(store: Store, name: str, password: str, code: str = "") -
         return None
     # Checked only after the password, and refused exactly as a wrong password is: the
     # answer never tells a guesser that the password was right.
-    if secret is not None and not verify_totp(secret, code):
-        return None
+    if secret is not None:
+        step = totp_step(secret, code)
+        if step is None:
+            return None
+        # A code is good once: of two sign-ins with it (even at once, in two processes),
+        # one is refused, as is any code older than one already used.
+        async with store.transaction() as tx:
+            if not await tx.use_totp_step(user.id, step):
+                return None
     if _hasher.check_needs_rehash(user.password_hash):
         new_hash = await off_loop(hash_password, password)
         async with store.transaction() as tx:
@@ -255,6 +274,15 @@ class LoginThrottle:
 # Each change is audited with no user (the operator at the console) and names the account.
 
 
+def end_sessions(user: User) -> None:
+    """Every session of this user ends at its next request (bot.dashboard.security compares
+    the cookie's epoch with the user's). Called for a new password, role or second factor
+    and for disabling; save the user after. (These changes are made at the console, so no
+    session is kept; a dashboard page that let a user change their own account would copy
+    the new epoch into the session making the change.)"""
+    user.session_epoch += 1
+
+
 async def _change_user(
     store: Store, name: str, action: str, detail: str, change: Callable[[User], None]
 ) -> User:
@@ -283,7 +311,7 @@ async def disable_user_cli(store: Store, name: str) -> User:
     def disable(user: User) -> None:
         user.active = False
         user.presence = "offline"
-        user.session_epoch += 1
+        end_sessions(user)
 
     return await _change_user(store, name, "user_disable", "", disable)
 
@@ -296,7 +324,7 @@ async def set_password_cli(store: Store, name: str, password: str) -> User:
 
     def set_password(user: User) -> None:
         user.password_hash = password_hash
-        user.session_epoch += 1
+        end_sessions(user)
 
     return await _change_user(store, name, "user_password", "", set_password)
 
@@ -307,6 +335,7 @@ async def set_role_cli(store: Store, name: str, role: str) -> User:
 
     def set_role(user: User) -> None:
         user.role = role
+        end_sessions(user)
 
     return await _change_user(store, name, "user_role", f"to {role}", set_role)
 
@@ -321,6 +350,8 @@ async def set_totp_cli(store: Store, name: str, enable: bool = True) -> str | No
         if user is None:
             raise AccountError(f"there is no user named {name!r}")
         await tx.set_totp_secret(user.id, secret)
+        end_sessions(user)  # signed in without the factor, or under the old secret
+        await tx.save_user(user)
         action = "user_totp_on" if enable else "user_totp_off"
         await tx.audit(None, action, None, f"user {user.id}", datetime.now(UTC))
     if secret is None:

@@ -444,6 +444,12 @@ class Tx(abc.ABC):
     async def get_totp_secret(self, user_id: int) -> str | None:
         """The user's TOTP secret, or None when none is enrolled. NotFound as above."""
 
+    @abc.abstractmethod
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record that a code of TOTP time step `step` signed this user in: True, atomically,
+        only when no code of this step or a later one was accepted before (a code is good
+        once). A new or removed secret forgets the last step."""
+
 
 class Store(abc.ABC):
     """A database. Open once per process (in the app's cleanup_ctx); share everywhere."""
