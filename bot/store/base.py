@@ -21,6 +21,7 @@ from bot.store.records import (
     Conflict,
     Conversation,
     Direction,
+    LoginKey,
     Message,
     Note,
     NotFound,
@@ -449,6 +450,32 @@ class Tx(abc.ABC):
         """Record that a code of TOTP time step `step` signed this user in: True, atomically,
         only when no code of this step or a later one was accepted before (a code is good
         once). A new or removed secret forgets the last step."""
+
+    # -- login throttling shared across processes (bot/store/tx/logins.py) ------------------
+    @abc.abstractmethod
+    async def lock_login_keys(self, keys: Sequence[str], since: datetime) -> dict[str, LoginKey]:
+        """Hold these throttle keys until the transaction ends (every process waits its turn)
+        and return each one's attempts counted after `since` and its lock-out."""
+
+    @abc.abstractmethod
+    async def count_login_attempt(self, keys: Sequence[str], now: datetime) -> None:
+        """Count one attempt, at `now`, under each key."""
+
+    @abc.abstractmethod
+    async def lock_login_key(self, key: str, until: datetime, locks: int) -> None:
+        """Lock the key out until `until` (its `locks`-th lock-out); its count starts over."""
+
+    @abc.abstractmethod
+    async def refund_login_attempt(self, key: str) -> None:
+        """Take back the key's latest counted attempt."""
+
+    @abc.abstractmethod
+    async def clear_login_key(self, key: str) -> None:
+        """Forget the key: its attempts and its lock-out."""
+
+    @abc.abstractmethod
+    async def prune_login_throttle(self, before: datetime) -> int:
+        """Delete attempts made, and lock-outs that ended, before `before`."""
 
 
 class Store(abc.ABC):

@@ -197,6 +197,16 @@ class Program:
     created_at: datetime | None = None
 
 
+@dataclass
+class LoginKey:
+    """One login-throttle key's state (bot.dashboard.accounts.LoginThrottle): its counted
+    attempts within the window, oldest first, and its lock-out."""
+
+    times: list[datetime] = field(default_factory=list)
+    locked_until: datetime | None = None
+    locks: int = 0  # lock-outs so far: each one doubles the next
+
+
 class NotFound(LookupError):
     """The record asked for does not exist."""
 

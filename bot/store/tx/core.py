@@ -75,6 +75,10 @@ class SqlTxBase(Tx):
     async def _lock_sid(self, provider_sid: str) -> None:
         """Hook: PostgreSQL makes a callback and the recording of its SID take turns."""
 
+    async def _lock_names(self, names: list[str]) -> None:
+        """Hook: PostgreSQL holds these names (advisory locks, in the order given) until the
+        transaction ends; SQLite's BEGIN IMMEDIATE already serialises every writer."""
+
     def _guard(self) -> None:
         if self.closed:
             raise RuntimeError("this transaction is over; open a new one")
