@@ -11,12 +11,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
@@ -38,6 +41,21 @@ PG_URL = os.environ.get("HAVEN_TEST_POSTGRES", "")
 
 SignedPost = Callable[..., Awaitable[Any]]
 MakeUser = Callable[..., Awaitable[User]]
+
+
+@asynccontextmanager
+async def pg_schema_url(prefix: str = "haven_app") -> AsyncIterator[str]:
+    """A database URL for a fresh schema on HAVEN_TEST_POSTGRES (its search_path), dropped
+    afterwards: for whole apps (several on one database) on PostgreSQL."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_URL)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
 
 
 @dataclass

@@ -48,12 +48,14 @@ __all__ = [
     "Conflict",
     "Conversation",
     "Direction",
+    "LoginKey",
     "Message",
     "NotFound",
     "Note",
     "OutboxItem",
     "Program",
     "Referral",
+    "ReplySid",
     "ResourceSite",
     "SafetyPlanRecord",
     "ScreenRecord",
@@ -62,6 +64,9 @@ __all__ = [
     "Tx",
     "User",
 ]
+
+# What a TwiML reply's callback did (Tx.record_reply_sid).
+ReplySid = Literal["recorded", "known", "erased"]
 
 
 class Tx(abc.ABC):
@@ -197,6 +202,13 @@ class Tx(abc.ABC):
         """Items left 'sending' since before `before` (a process died mid-send) are marked
         failed, never resent: Twilio has no idempotency key (at most once). The caller marks
         their messages (the outbox: 'uncertain')."""
+
+    @abc.abstractmethod
+    async def record_reply_sid(self, reply_ref: str, provider_sid: str) -> ReplySid:
+        """Twilio's SID for the TwiML reply Haven gave reference `reply_ref`: "recorded" on
+        its message (whose erasure then redacts it at Twilio), "known" when the message
+        already has a SID, or "erased" when no stored message has the reference (erased
+        since, or never stored): the SID is then due for redaction at once."""
 
     @abc.abstractmethod
     async def claim_redactions(self, now: datetime, limit: int = 20) -> list[tuple[str, int]]:

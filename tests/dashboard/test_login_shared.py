@@ -6,11 +6,9 @@ at once; and a stranger's guesses there still never lock a named user out."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -19,7 +17,7 @@ from bot.dashboard.accounts import add_user_cli
 from bot.keys import STORE
 from bot.settings import Settings
 from tests.dashboard.test_login_abuse import WRONG, _login, _token
-from tests.helpers import PASSWORD, PG_URL, free_port, secure_jar
+from tests.helpers import PASSWORD, PG_URL, free_port, pg_schema_url, secure_jar
 
 STRANGER = "203.0.113.7"
 ANA_AT_WORK = "198.51.100.4"
@@ -37,15 +35,8 @@ async def shared_settings(
         return
     if not PG_URL:
         pytest.skip("HAVEN_TEST_POSTGRES is not set")
-    schema = f"haven_login_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_URL)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield settings.with_(database_url=f"{PG_URL}{sep}search_path={schema}")
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with pg_schema_url("haven_login") as url:
+        yield settings.with_(database_url=url)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Staff accounts and the audit trail. Sessions are cookies checked against a user's
-session epoch (a field of User); login throttling lives in the dashboard's memory."""
+session epoch (a field of User); login throttling is in bot/store/tx/logins.py."""
 
 from __future__ import annotations
 
