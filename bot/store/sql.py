@@ -26,6 +26,7 @@ from bot.store.tx.advocate_tools import AdvocateToolsTx
 from bot.store.tx.alarms import AlarmTx
 from bot.store.tx.conversations import ConversationTx
 from bot.store.tx.core import Row, utc
+from bot.store.tx.logins import LoginTx
 from bot.store.tx.messages import MessageTx
 from bot.store.tx.operations import OperationsTx
 from bot.store.tx.outbox import OutboxTx
@@ -51,6 +52,7 @@ class SqlTx(
     OutboxTx,
     AbuseTx,
     AccountTx,
+    LoginTx,
     AlarmTx,
     OperationsTx,
     ResourceTx,
