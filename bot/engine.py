@@ -8,9 +8,10 @@ two non-negotiable rules live here, each in one function every path goes through
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,11 +105,31 @@ def _texter_fields(texter: Texter) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one inbound message produced (for the webhook and for tests)."""
+    """What one inbound message produced (for the webhook and for tests). `refs`: one
+    opaque reference per text (or none), for the TwiML <Message action> callbacks that
+    tell Haven each reply's SID at Twilio, so erasure can redact it there."""
 
     texts: list[str]
     conversation_id: int | None
     duplicate: bool = False
+    refs: list[str] = field(default_factory=list)
+
+
+def new_reply_ref() -> str:
+    """A reply's reference: random, never a number or text (22 URL-safe characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def saved_reply(texts: Sequence[str], refs: Sequence[str]) -> str:
+    """The webhook's answer as kept for Twilio's retries (same texts, same references)."""
+    return json.dumps({"texts": list(texts), "refs": list(refs)})
+
+
+def load_reply(saved: str) -> tuple[list[str], list[str]]:
+    data = json.loads(saved)
+    if isinstance(data, list):  # saved before replies had references
+        return [str(t) for t in data], []
+    return [str(t) for t in data["texts"]], [str(r) for r in data["refs"]]
 
 
 class Engine:
@@ -140,9 +161,10 @@ class Engine:
             if loaded.saved_reply is not None:
                 # Twilio retried, or sent the webhook twice: same answer, nothing stored.
                 metrics.WEBHOOK_DUPLICATES.inc()
-                return Outcome(json.loads(loaded.saved_reply), None, duplicate=True)
+                texts, refs = load_reply(loaded.saved_reply)
+                return Outcome(texts, None, duplicate=True, refs=refs)
             outcome = await self._handle(tx, sms, phone_hash, now, events, loaded)
-            await tx.save_reply(sms.message_sid, json.dumps(outcome.texts), now)
+            await tx.save_reply(sms.message_sid, saved_reply(outcome.texts, outcome.refs), now)
         for event in events:
             self.events.publish(event)
         metrics.MESSAGES_IN.inc()
@@ -238,13 +260,14 @@ class Engine:
             tx, texter, now, self.settings, result.danger, loaded.reply_window
         ):
             replies = []  # abuse (issue 10): past this number's reply limit; kept, unanswered
-        texts = await self._finish(
+        texts, refs = await self._finish(
             tx, conv, texter, model, replies, now, events, holder, program, stored
         )
         if result.danger and held and is_held(conv):
             # Rule 1 while an advocate holds it: Haven stays quiet; people are alarmed.
             events.append(await alarms.danger_while_held(tx, conv, now))
-        return Outcome(texts, conv.id if "delete_all" not in model.effects else None)
+        conversation_id = conv.id if "delete_all" not in model.effects else None
+        return Outcome(texts, conversation_id, refs=refs)
 
     def _apply_triage(self, conv: Conversation, result: Triage, now: datetime) -> bool:
         """Priority only rises within a conversation; labels and signals accumulate."""
@@ -315,11 +338,14 @@ class Engine:
         holder: int | None = None,
         program: programs.ProgramView | None = None,
         stored: tuple[object, ...] | None = None,
-    ) -> list[str]:
+    ) -> tuple[list[str], list[str]]:
         """Persist the step, carry out its effects and render its replies (after saving,
-        so a queue position counts this texter at its new priority). `program`: the
-        conversation's, when the caller has it; `stored`: the texter's fields as stored
-        (the texter row is written only when they changed)."""
+        so a queue position counts this texter at its new priority). Returns the texts and
+        a new reference for each. The replies to DELETE and EXIT are not stored (their
+        conversation is erased): their references name no message, so their SIDs, when
+        Twilio reports them, are redacted at once. `program`: the conversation's, when the
+        caller has it; `stored`: the texter's fields as stored (the texter row is written
+        only when they changed)."""
         if program is None:
             program = await programs.of_conversation(tx, conv, self.settings)
         if "delete_all" in model.effects:
@@ -336,7 +362,7 @@ class Engine:
                 )
             )
             events.append(Event("queue", {}))
-            return texts
+            return texts, [new_reply_ref() for _ in texts]
         if stored is None or _texter_fields(texter) != stored:
             await tx.save_texter(texter)
         await tx.save_conversation(conv)
@@ -349,17 +375,18 @@ class Engine:
             local = await self._local_help(tx, conv, now)
             if local is not None:
                 texts.append(local)
+        refs = [new_reply_ref() for _ in texts]
         if "purge" in model.effects:
             await tx.purge_conversation(conv.id)
         else:
-            await tx.add_replies(conv.id, texts)
+            await tx.add_replies(conv.id, list(zip(texts, refs, strict=True)))
         if "enqueue" in model.effects or conv.state in (QUEUED, EXITED, OPTED_OUT):
             events.append(Event("queue", {}))
         change: dict[str, Any] = {"conversation_id": conv.id, "state": conv.state}
         if holder is not None:
             change["advocate_id"] = holder  # the holder's screen hears of STOP or EXIT too
         events.append(Event("conversation", change))
-        return texts
+        return texts, refs
 
     async def _local_help(self, tx: Tx, conv: Conversation, now: datetime) -> str | None:
         """No advocate can come soon (closed, or nobody available): the nearest local

@@ -22,6 +22,7 @@ from bot.store.records import (
     Conversation,
     Direction,
     InboundState,
+    LoginKey,
     Message,
     Note,
     NotFound,
@@ -49,12 +50,14 @@ __all__ = [
     "Conversation",
     "Direction",
     "InboundState",
+    "LoginKey",
     "Message",
     "NotFound",
     "Note",
     "OutboxItem",
     "Program",
     "Referral",
+    "ReplySid",
     "ResourceSite",
     "SafetyPlanRecord",
     "ScreenRecord",
@@ -63,6 +66,9 @@ __all__ = [
     "Tx",
     "User",
 ]
+
+# What a TwiML reply's callback did (Tx.record_reply_sid).
+ReplySid = Literal["recorded", "known", "erased"]
 
 
 class Tx(abc.ABC):
@@ -155,10 +161,12 @@ class Tx(abc.ABC):
         """Insert; returns it with id and created_at set."""
 
     @abc.abstractmethod
-    async def add_replies(self, conversation_id: int, texts: Sequence[str]) -> None:
-        """Haven's texts given inside a webhook's response (author 'haven', status
-        'replied'), stored in order. Nothing is returned, so a backend may send them with
-        the transaction's later statements (SQLite: in one thread hop)."""
+    async def add_replies(
+        self, conversation_id: int, replies: Sequence[tuple[str, str | None]]
+    ) -> None:
+        """Haven's texts given inside a webhook's response, each (text, reply_ref) (author
+        'haven', status 'replied'), stored in order. Nothing is returned, so a backend may
+        send them with the transaction's later statements (SQLite: in one thread hop)."""
 
     @abc.abstractmethod
     async def list_messages(self, conversation_id: int) -> list[Message]:
@@ -212,6 +220,13 @@ class Tx(abc.ABC):
         """Items left 'sending' since before `before` (a process died mid-send) are marked
         failed, never resent: Twilio has no idempotency key (at most once). The caller marks
         their messages (the outbox: 'uncertain')."""
+
+    @abc.abstractmethod
+    async def record_reply_sid(self, reply_ref: str, provider_sid: str) -> ReplySid:
+        """Twilio's SID for the TwiML reply Haven gave reference `reply_ref`: "recorded" on
+        its message (whose erasure then redacts it at Twilio), "known" when the message
+        already has a SID, or "erased" when no stored message has the reference (erased
+        since, or never stored): the SID is then due for redaction at once."""
 
     @abc.abstractmethod
     async def claim_redactions(self, now: datetime, limit: int = 20) -> list[tuple[str, int]]:
@@ -464,6 +479,38 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def get_totp_secret(self, user_id: int) -> str | None:
         """The user's TOTP secret, or None when none is enrolled. NotFound as above."""
+
+    @abc.abstractmethod
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record that a code of TOTP time step `step` signed this user in: True, atomically,
+        only when no code of this step or a later one was accepted before (a code is good
+        once). A new or removed secret forgets the last step."""
+
+    # -- login throttling shared across processes (bot/store/tx/logins.py) ------------------
+    @abc.abstractmethod
+    async def lock_login_keys(self, keys: Sequence[str], since: datetime) -> dict[str, LoginKey]:
+        """Hold these throttle keys until the transaction ends (every process waits its turn)
+        and return each one's attempts counted after `since` and its lock-out."""
+
+    @abc.abstractmethod
+    async def count_login_attempt(self, keys: Sequence[str], now: datetime) -> None:
+        """Count one attempt, at `now`, under each key."""
+
+    @abc.abstractmethod
+    async def lock_login_key(self, key: str, until: datetime, locks: int) -> None:
+        """Lock the key out until `until` (its `locks`-th lock-out); its count starts over."""
+
+    @abc.abstractmethod
+    async def refund_login_attempt(self, key: str) -> None:
+        """Take back the key's latest counted attempt."""
+
+    @abc.abstractmethod
+    async def clear_login_key(self, key: str) -> None:
+        """Forget the key: its attempts and its lock-out."""
+
+    @abc.abstractmethod
+    async def prune_login_throttle(self, before: datetime) -> int:
+        """Delete attempts made, and lock-outs that ended, before `before`."""
 
 
 class Store(abc.ABC):

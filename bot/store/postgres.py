@@ -67,6 +67,10 @@ class PgTx(SqlTx):
             "SELECT pg_advisory_xact_lock($1)", advisory_key("sid:" + provider_sid)
         )
 
+    async def _lock_names(self, names: list[str]) -> None:
+        for name in names:
+            await self._conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(name))
+
     def __init__(self, conn: asyncpg.Connection, crypto: Crypto) -> None:
         super().__init__(crypto)
         self._conn = conn

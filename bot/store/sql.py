@@ -27,6 +27,7 @@ from bot.store.tx.alarms import AlarmTx
 from bot.store.tx.conversations import ConversationTx
 from bot.store.tx.core import Row, utc
 from bot.store.tx.inbound import InboundTx
+from bot.store.tx.logins import LoginTx
 from bot.store.tx.messages import MessageTx
 from bot.store.tx.operations import OperationsTx
 from bot.store.tx.outbox import OutboxTx
@@ -53,6 +54,7 @@ class SqlTx(
     OutboxTx,
     AbuseTx,
     AccountTx,
+    LoginTx,
     AlarmTx,
     OperationsTx,
     ResourceTx,

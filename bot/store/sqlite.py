@@ -136,6 +136,11 @@ def _private_file(path: str) -> None:
         os.close(fd)
 
 
+def _can_open(path: str) -> None:
+    """Raise sqlite3's own error if the database file cannot be opened."""
+    sqlite3.connect(path).close()
+
+
 class _KeyLock:
     __slots__ = ("lock", "users")
 
@@ -223,6 +228,10 @@ class SqliteStore(Store):
             )
         if self.path != ":memory:" and not self.path.startswith("file:"):
             _private_file(self.path)
+        # Opened once directly first: when aiosqlite fails to open a file, it queues its
+        # worker thread's stop without waiting, and that thread may then report to an event
+        # loop that has closed (a traceback at exit, after start-up's one clear line).
+        await asyncio.to_thread(_can_open, self.path)
         conn = await aiosqlite.connect(self.path, isolation_level=None)  # we say BEGIN
         try:
             conn.row_factory = aiosqlite.Row

@@ -814,7 +814,7 @@ async def test_add_replies_stores_haven_texts_in_order(store: Store, crypto: Cry
     _, conv = await seed(store, crypto)
     async with store.transaction() as tx:
         first = await outbound(tx, conv.id, "before")
-        await tx.add_replies(conv.id, ["one", "two"])
+        await tx.add_replies(conv.id, [("one", "ref-one"), ("two", None)])
         await tx.add_replies(conv.id, [])
         inside = [m.body for m in await tx.list_messages(conv.id)]
     async with store.transaction() as tx:
@@ -823,6 +823,7 @@ async def test_add_replies_stores_haven_texts_in_order(store: Store, crypto: Cry
     assert stored[0].id == first.id and stored[1].id is not None and stored[2].id is not None
     assert first.id < stored[1].id < stored[2].id
     assert {(m.direction, m.author, m.status) for m in stored[1:]} == {("out", "haven", "replied")}
+    assert [m.reply_ref for m in stored[1:]] == ["ref-one", None]
 
 
 async def test_a_held_back_write_that_fails_fails_its_transaction(
@@ -834,7 +835,7 @@ async def test_a_held_back_write_that_fails_fails_its_transaction(
     with pytest.raises(NotFound):
         async with store.transaction() as tx:
             await tx.save_reply("SMkept?", "[]", NOW)
-            await tx.add_replies(987654, ["to nobody"])
+            await tx.add_replies(987654, [("to nobody", None)])
     async with store.transaction() as tx:
         assert await tx.get_reply("SMkept?") is None
 
@@ -1283,6 +1284,70 @@ async def test_a_cancelled_transaction_leaves_the_store_usable(store: Store) -> 
         await tx.create_texter("h-after", "+15550002222", "en", NOW)
     async with store.transaction() as tx:
         assert await tx.get_texter_by_hash("h-after") is not None
+
+
+REF = "r" * 22  # a TwiML reply's reference, as bot.engine makes them
+
+
+async def _reply(tx: Tx, conversation_id: int, ref: str = REF) -> Message:
+    return await tx.add_message(
+        Message(
+            conversation_id, "out", "we're here", author="haven", status="replied", reply_ref=ref
+        )
+    )
+
+
+async def test_a_twiml_replys_sid_is_recorded_then_redacted_with_its_conversation(
+    store: Store, crypto: Crypto
+) -> None:
+    """The callback's SID lands on the reply with that reference ("recorded"; again:
+    "known", unchanged), and retention erasing the conversation records it for redaction;
+    a reference that names no message ("erased") is due for redaction at once."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        await _reply(tx, c.id)
+        assert await tx.record_reply_sid(REF, "SMreply1") == "recorded"
+        assert await tx.record_reply_sid(REF, "SMreply2") == "known"
+        (m,) = await tx.list_messages(c.id)
+        assert (m.provider_sid, m.reply_ref, m.status) == ("SMreply1", REF, "replied")
+        assert await tx.claim_redactions(NOW) == []
+        c.state, c.closed_at, c.updated_at = "closed", NOW, NOW
+        await tx.save_conversation(c)
+        assert await tx.purge_before(NOW + timedelta(days=1)) == 1
+        assert await tx.claim_redactions(NOW) == [("SMreply1", 1)]
+        assert await tx.record_reply_sid("gone" * 6, "SMlate1") == "erased"
+        assert await tx.claim_redactions(NOW) == [("SMlate1", 1)]
+
+
+async def test_a_reply_sid_recorded_during_an_erasure_is_still_redacted(
+    store: Store, crypto: Crypto
+) -> None:
+    """A callback records a reply's SID while a quick exit erases its conversation at the
+    same moment (PostgreSQL: two connections; the erasure waits for the callback's row):
+    the SID is still recorded for redaction, never lost between the two."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        await _reply(tx, c.id)
+    recorded, release = asyncio.Event(), asyncio.Event()
+
+    async def callback() -> None:
+        async with store.transaction() as tx:
+            assert await tx.record_reply_sid(REF, "SMduring1") == "recorded"
+            recorded.set()
+            await release.wait()
+
+    async def erase() -> None:
+        async with store.transaction() as tx:
+            await tx.purge_conversation(c.id)
+
+    callback_task = asyncio.create_task(callback())
+    await recorded.wait()
+    erase_task = asyncio.create_task(erase())
+    await asyncio.sleep(0.3)  # the erasure has begun and waits
+    release.set()
+    await asyncio.gather(callback_task, erase_task)
+    async with store.transaction() as tx:
+        assert await tx.claim_redactions(NOW) == [("SMduring1", 1)]
 
 
 async def test_erasure_records_sids_for_redaction_once(store: Store, crypto: Crypto) -> None:

@@ -140,10 +140,9 @@ class ConversationTx(SqlTxBase):
 
     async def purge_conversation(self, conversation_id: int) -> None:
         await self._require("conversations", conversation_id)
-        await self._delete_replies_of("c.id = ?", conversation_id)
         # Deleting the messages also drops their outbox items: nothing queued is sent
         # after a quick exit (enqueue anything meant to go out after calling this).
-        await self._execute("DELETE FROM messages WHERE conversation_id = ?", conversation_id)
+        await self._erase_messages_of("c.id = ?", conversation_id)
         await self._execute("DELETE FROM notes WHERE conversation_id = ?", conversation_id)
         # The conversation has ended: nothing about it is left for staff to be alarmed by.
         await self._execute("DELETE FROM alarms WHERE conversation_id = ?", conversation_id)

@@ -71,7 +71,7 @@ class OperationsTx(SqlTxBase):
     async def purge_before(self, cutoff: datetime) -> int:
         at = self._at(cutoff)
         args = (at, at, at, at)
-        await self._delete_replies_of(_IDLE_BEFORE, *args)
+        await self._erase_messages_of(_IDLE_BEFORE, *args)
         # Messages, outbox items, notes, alarms and referrals go by ON DELETE CASCADE.
         removed = await self._execute(
             "DELETE FROM conversations WHERE id IN"
