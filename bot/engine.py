@@ -26,6 +26,7 @@ from bot.sms.webhook import InboundSms
 from bot.store.base import (
     Conflict,
     Conversation,
+    InboundState,
     Message,
     NotFound,
     Store,
@@ -96,6 +97,12 @@ NO_ONE_SOON = frozenset(
 )
 
 
+def _texter_fields(texter: Texter) -> tuple[object, ...]:
+    """What Tx.save_texter writes: compared before and after a step, so an unchanged
+    texter costs no statement."""
+    return (texter.language, texter.safe_to_text, texter.unsafe_hours, texter.opted_out)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one inbound message produced (for the webhook and for tests). `refs`: one
@@ -148,13 +155,15 @@ class Engine:
         phone_hash = self.hash(sms.from_)
         events: list[Event] = []
         async with self.store.transaction(lock_key=phone_hash) as tx:
-            saved = await tx.get_reply(sms.message_sid)
-            if saved is not None:
+            # One statement: the saved reply, the texter, their block flag and reply
+            # window, their open conversation (issue 11: it was five).
+            loaded = await tx.load_inbound(phone_hash, sms.message_sid)
+            if loaded.saved_reply is not None:
                 # Twilio retried, or sent the webhook twice: same answer, nothing stored.
                 metrics.WEBHOOK_DUPLICATES.inc()
-                texts, refs = load_reply(saved)
+                texts, refs = load_reply(loaded.saved_reply)
                 return Outcome(texts, None, duplicate=True, refs=refs)
-            outcome = await self._handle(tx, sms, phone_hash, now, events)
+            outcome = await self._handle(tx, sms, phone_hash, now, events, loaded)
             await tx.save_reply(sms.message_sid, saved_reply(outcome.texts, outcome.refs), now)
         for event in events:
             self.events.publish(event)
@@ -164,13 +173,20 @@ class Engine:
         return outcome
 
     async def _handle(
-        self, tx: Tx, sms: InboundSms, phone_hash: str, now: datetime, events: list[Event]
+        self,
+        tx: Tx,
+        sms: InboundSms,
+        phone_hash: str,
+        now: datetime,
+        events: list[Event],
+        loaded: InboundState,
     ) -> Outcome:
         result = triage(sms.body)
-        texter = await tx.get_texter_by_hash(phone_hash)
+        texter = loaded.texter
         if texter is None:
             texter = await tx.create_texter(phone_hash, sms.from_, result.language, now)
-        conv = await tx.get_open_conversation(texter.id)
+        stored = _texter_fields(texter)  # what the row holds: written back only if changed
+        conv = loaded.conversation
         if conv is None:
             # Language comes from the first message; a returning texter keeps their choice
             # unless this message is plainly Spanish.
@@ -202,7 +218,7 @@ class Engine:
             conv.state == CONFIRM_DELETE
             or keywords.keyword(sms.body, self.settings.exit_keywords) in RIGHTS_KEYWORDS
         )
-        if not result.danger and not rights and await abuse.is_blocked(tx, texter):
+        if not result.danger and not rights and loaded.blocked:
             await tx.save_conversation(conv)
             events.append(Event("message", {"conversation_id": conv.id, "direction": "in"}))
             return Outcome([], conv.id)
@@ -210,6 +226,7 @@ class Engine:
         # A pending partner-program offer takes this message as its answer, unless danger.
         partner = await programs.answer_partner_offer(tx, conv, sms.body, result.danger, now)
         model = self._model(conv, texter)
+        # Read once for the whole message (the partner answer above may have moved it).
         program = await programs.of_conversation(tx, conv, self.settings)
         turn = Turn(
             text=sms.body,
@@ -239,9 +256,13 @@ class Engine:
                 "message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"}
             )
         )
-        if replies and not await abuse.reply_allowed(tx, texter, now, self.settings, result.danger):
+        if replies and not await abuse.reply_allowed(
+            tx, texter, now, self.settings, result.danger, loaded.reply_window
+        ):
             replies = []  # abuse (issue 10): past this number's reply limit; kept, unanswered
-        texts, refs = await self._finish(tx, conv, texter, model, replies, now, events, holder)
+        texts, refs = await self._finish(
+            tx, conv, texter, model, replies, now, events, holder, program, stored
+        )
         if result.danger and held and is_held(conv):
             # Rule 1 while an advocate holds it: Haven stays quiet; people are alarmed.
             events.append(await alarms.danger_while_held(tx, conv, now))
@@ -315,14 +336,20 @@ class Engine:
         now: datetime,
         events: list[Event],
         holder: int | None = None,
+        program: programs.ProgramView | None = None,
+        stored: tuple[object, ...] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Persist the step, carry out its effects and render its replies (after saving,
         so a queue position counts this texter at its new priority). Returns the texts and
         a new reference for each. The replies to DELETE and EXIT are not stored (their
         conversation is erased): their references name no message, so their SIDs, when
-        Twilio reports them, are redacted at once."""
+        Twilio reports them, are redacted at once. `program`: the conversation's, when the
+        caller has it; `stored`: the texter's fields as stored (the texter row is written
+        only when they changed)."""
+        if program is None:
+            program = await programs.of_conversation(tx, conv, self.settings)
         if "delete_all" in model.effects:
-            texts = [await self._render(tx, conv, say, now) for say in replies]
+            texts = [(await self._render_one(tx, conv, say, now, program))[1] for say in replies]
             await tx.delete_texter(texter.id)
             events.append(
                 Event(
@@ -336,11 +363,12 @@ class Engine:
             )
             events.append(Event("queue", {}))
             return texts, [new_reply_ref() for _ in texts]
-        await tx.save_texter(texter)
+        if stored is None or _texter_fields(texter) != stored:
+            await tx.save_texter(texter)
         await tx.save_conversation(conv)
         if texter.opted_out:  # carriers would refuse them: nothing waiting goes out
             await tx.cancel_outbox(conv.id, "opted_out", now)
-        rendered = [await self._render_one(tx, conv, say, now) for say in replies]
+        rendered = [await self._render_one(tx, conv, say, now, program) for say in replies]
         texts = [text for _, text in rendered]
         no_one_soon = any(message_id in NO_ONE_SOON for message_id, _ in rendered)
         if no_one_soon and conv.location and "purge" not in model.effects:
@@ -351,10 +379,7 @@ class Engine:
         if "purge" in model.effects:
             await tx.purge_conversation(conv.id)
         else:
-            for text, ref in zip(texts, refs, strict=True):
-                await tx.add_message(
-                    Message(conv.id, "out", text, author="haven", status="replied", reply_ref=ref)
-                )
+            await tx.add_replies(conv.id, list(zip(texts, refs, strict=True)))
         if "enqueue" in model.effects or conv.state in (QUEUED, EXITED, OPTED_OUT):
             events.append(Event("queue", {}))
         change: dict[str, Any] = {"conversation_id": conv.id, "state": conv.state}
@@ -375,15 +400,19 @@ class Engine:
         line = resources.as_text(found, conv.language)
         return copy.render("local_help", conv.language, {"resource": line})
 
-    async def _render(self, tx: Tx, conv: Conversation, say: Say, now: datetime) -> str:
-        return (await self._render_one(tx, conv, say, now))[1]
-
     async def _render_one(
-        self, tx: Tx, conv: Conversation, say: Say, now: datetime
+        self,
+        tx: Tx,
+        conv: Conversation,
+        say: Say,
+        now: datetime,
+        program: programs.ProgramView | None = None,
     ) -> tuple[str, str]:
         """The copy id actually used (a wait text becomes its _unstaffed form when nobody
-        is available) and the rendered text."""
-        program = await programs.of_conversation(tx, conv, self.settings)
+        is available) and the rendered text. `program`: the conversation's, if the caller
+        has it already (else read here)."""
+        if program is None:
+            program = await programs.of_conversation(tx, conv, self.settings)
         params: dict[str, Any] = {
             "org": program.name,
             "terms": self.settings.terms_url,
@@ -457,13 +486,12 @@ class Engine:
         self, tx: Tx, conv: Conversation, texter: Texter, replies: Sequence[Say], now: datetime
     ) -> int:
         """Everything Haven texts on its own goes through here, and so through rule 2."""
-        hours = (await programs.of_conversation(tx, conv, self.settings)).hours
-        if not replies or not may_text_first(texter, now, hours):
+        program = await programs.of_conversation(tx, conv, self.settings)
+        if not replies or not may_text_first(texter, now, program.hours):
             return 0
         for say in replies:
-            await self._queue_text(
-                tx, conv, texter, await self._render(tx, conv, say, now), "haven", now
-            )
+            _, text = await self._render_one(tx, conv, say, now, program)
+            await self._queue_text(tx, conv, texter, text, "haven", now)
         metrics.MESSAGES_OUT.labels("unprompted").inc(len(replies))
         self.wake_outbox()
         return len(replies)
@@ -473,7 +501,7 @@ class Engine:
         """Fire due nudges and expiries. Each is re-checked under the texter's lock, so a
         timer fires once even when several processes see it due."""
         now = now or utcnow()
-        async with self.store.transaction() as tx:
+        async with self.store.reading() as tx:  # the scan; each fires under its lock
             due = [c.id for c in await tx.due_timers(now)]
         fired = 0
         for conversation_id in due:

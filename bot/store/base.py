@@ -21,6 +21,7 @@ from bot.store.records import (
     Conflict,
     Conversation,
     Direction,
+    InboundState,
     LoginKey,
     Message,
     Note,
@@ -48,6 +49,7 @@ __all__ = [
     "Conflict",
     "Conversation",
     "Direction",
+    "InboundState",
     "LoginKey",
     "Message",
     "NotFound",
@@ -81,6 +83,14 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def save_reply(self, message_sid: str, body: str, now: datetime) -> None:
         """Remember the response body (TwiML) given for a MessageSid (encrypted at rest)."""
+
+    # -- one inbound message ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def load_inbound(self, phone_hash: str, message_sid: str) -> InboundState:
+        """In one statement: the reply saved for `message_sid`, the texter with this phone
+        hash (None for a new number), their block flag and reply window, and their newest
+        conversation not in ENDED_STATES (as get_open_conversation, and like it locked
+        FOR UPDATE on PostgreSQL). The caller holds the texter's lock."""
 
     # -- texters -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -149,6 +159,14 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def add_message(self, message: Message) -> Message:
         """Insert; returns it with id and created_at set."""
+
+    @abc.abstractmethod
+    async def add_replies(
+        self, conversation_id: int, replies: Sequence[tuple[str, str | None]]
+    ) -> None:
+        """Haven's texts given inside a webhook's response, each (text, reply_ref) (author
+        'haven', status 'replied'), stored in order. Nothing is returned, so a backend may
+        send them with the transaction's later statements (SQLite: in one thread hop)."""
 
     @abc.abstractmethod
     async def list_messages(self, conversation_id: int) -> list[Message]:
@@ -417,6 +435,11 @@ class Tx(abc.ABC):
         """The programs a staff member belongs to, in id order (empty: none)."""
 
     @abc.abstractmethod
+    async def users_program_ids(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
+        """user_program_ids of several staff members in one read: every id asked for is a
+        key (an empty list: none)."""
+
+    @abc.abstractmethod
     async def program_referral_count(
         self, program_id: int | None, since: datetime | None = None
     ) -> int:
@@ -520,6 +543,12 @@ class Store(abc.ABC):
         """A transaction; with lock_key, serialised with others holding the same key.
         Commits on normal exit, rolls back on an exception."""
 
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction for reading only: it sees what is committed and never waits for
+        (or holds up) writers. On SQLite, a second, read-only connection (a write in it
+        is refused); on PostgreSQL, an ordinary transaction (readers never wait there)."""
+        return self.transaction()
+
     @asynccontextmanager
     async def locked_conversation(
         self, conversation_id: int
@@ -527,7 +556,7 @@ class Store(abc.ABC):
         """A transaction holding the conversation's texter lock, with the conversation loaded
         after the lock is taken (never before: another holder may be changing it). NotFound
         when there is no such conversation."""
-        async with self.transaction() as tx:
+        async with self.reading() as tx:
             phone_hash = (
                 await tx.get_texter((await tx.get_conversation(conversation_id)).texter_id)
             ).phone_hash

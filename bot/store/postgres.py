@@ -53,6 +53,7 @@ def _numbered(sql: str) -> str:
 class PgTx(SqlTx):
     _FOR_UPDATE = " FOR UPDATE"
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    _LATERAL = True
 
     async def _serialise_claims(self) -> None:
         # Another worker's claim, not yet committed, still reads as 'pending': taking turns

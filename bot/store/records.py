@@ -54,6 +54,20 @@ class Conversation:
 
 
 @dataclass
+class InboundState:
+    """Everything the engine needs about one inbound message's texter, read in one
+    statement under the texter's lock (Tx.load_inbound): the answer already given to this
+    MessageSid (a duplicate webhook), the texter, whether they are blocked, their reply
+    window, and their open conversation (locked FOR UPDATE on PostgreSQL)."""
+
+    saved_reply: str | None
+    texter: Texter | None
+    blocked: bool
+    reply_window: tuple[datetime, int] | None  # when it opened, replies given in it
+    conversation: Conversation | None
+
+
+@dataclass
 class Message:
     conversation_id: int
     direction: Direction

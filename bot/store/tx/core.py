@@ -61,6 +61,17 @@ class SqlTxBase(Tx):
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it changed."""
 
+    async def _execute_later(self, sql: str, *args: Any) -> None:
+        """A write whose result nobody needs (no row count, no RETURNING). A backend may
+        hold it back and send it with the transaction's next statement (SQLite: in the
+        same thread hop) or at its end; an error it raises surfaces there, still inside
+        the transaction. Here: at once."""
+        await self._execute(sql, *args)
+
+    async def flush_writes(self) -> None:
+        """Send the writes held back by `_execute_later` (the backends' transaction blocks
+        call this before committing)."""
+
     @abc.abstractmethod
     def _ts(self, value: datetime) -> Any:
         """A UTC datetime as this driver stores it."""

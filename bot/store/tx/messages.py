@@ -6,6 +6,7 @@ status forward, and a callback that arrives before its SID is known waits in
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK, UNCERTAIN
@@ -43,7 +44,7 @@ class MessageTx(SqlTxBase):
         m = message
         check(m.direction in ("in", "out"), "direction must be 'in' or 'out'")
         check(m.status in MESSAGE_STATUSES, f"unknown message status {m.status!r}")
-        await self._require("conversations", m.conversation_id)
+        # No look-up first: the foreign key refuses an unknown conversation (NotFound).
         created = utc(m.created_at) if m.created_at is not None else datetime.now(UTC)
         r = await self._returning(
             "INSERT INTO messages (conversation_id, direction, author, body_enc, created_at,"
@@ -64,6 +65,22 @@ class MessageTx(SqlTxBase):
         m.id = r["id"]
         m.created_at = created
         return m
+
+    async def add_replies(
+        self, conversation_id: int, replies: Sequence[tuple[str, str | None]]
+    ) -> None:
+        created = self._ts(datetime.now(UTC))
+        for text, ref in replies:  # in order: ids rise in the order they were said
+            await self._execute_later(
+                "INSERT INTO messages (conversation_id, direction, author, body_enc,"
+                " created_at, provider_sid, status, error_code, media_types, labels,"
+                " reply_ref) VALUES (?, 'out', 'haven', ?, ?, NULL, 'replied', NULL, '[]',"
+                " '[]', ?)",
+                conversation_id,
+                self._enc(text),
+                created,
+                ref,
+            )
 
     async def list_messages(self, conversation_id: int) -> list[Message]:
         rows = await self._fetch(

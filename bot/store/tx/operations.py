@@ -59,7 +59,7 @@ class OperationsTx(SqlTxBase):
     async def save_reply(self, message_sid: str, body: str, now: datetime) -> None:
         check(bool(message_sid), "message_sid is required")
         # The first answer stands: a duplicate webhook must get the same response.
-        await self._execute(
+        await self._execute_later(
             "INSERT INTO replies (message_sid, body_enc, created_at) VALUES (?, ?, ?)"
             " ON CONFLICT (message_sid) DO NOTHING",
             message_sid,
