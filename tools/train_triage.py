@@ -26,11 +26,15 @@ from typing import Any
 
 from bot.triage.model import MODEL_PATH, Model, features
 from bot.triage.pipeline import feature_input
-from bot.triage.verdict import LABELS
+from bot.triage.verdict import DANGER, LABELS
 
 # Weak regularisation, solved to convergence: fits our examples; on the cross-writer runs
 # it generalised as well as C=30 with fewer false alarms (issue 9).
 C = 100.0
+# A cue word for a danger label: in at least CUE_LEAST of its texts, and that label in at
+# least CUE_SHARE of the texts with the word (see cue_words).
+CUE_LEAST = 3
+CUE_SHARE = 0.4
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -60,7 +64,29 @@ def fit(examples: Iterable[dict[str, Any]], c: float = C) -> Model:
         for i, name in enumerate(names)
         if any(abs(col[i]) >= 1e-4 for col in coefs)
     }
-    return Model(tuple(bias), weights)
+    return Model(tuple(bias), weights, cues=cue_words(rows))
+
+
+def cue_words(
+    rows: Sequence[dict[str, Any]], least: int = CUE_LEAST, share: float = CUE_SHARE
+) -> dict[str, frozenset[str]]:
+    """Per danger label, the normalised words found in at least `least` of its texts and
+    with that label in at least `share` of all texts that have them (add-one smoothed):
+    "pills", "bridge", "matarme", "cuchillo"; never "it", "long", "here" or "tarda"."""
+    texts: dict[str, int] = {}
+    labelled: dict[str, dict[str, int]] = {label: {} for label in DANGER}
+    for row in rows:
+        present = set(feature_input(row["text"])[0])
+        for word in present:
+            texts[word] = texts.get(word, 0) + 1
+            for label in DANGER & set(row["labels"]):
+                labelled[label][word] = labelled[label].get(word, 0) + 1
+    return {
+        label: frozenset(
+            w for w, n in counts.items() if n >= least and (n + 1) / (texts[w] + 2) >= share
+        )
+        for label, counts in sorted(labelled.items())
+    }
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -73,8 +99,11 @@ def writer_sets(repo: Path = REPO) -> list[Path]:
 
 
 def base_examples(repo: Path = REPO) -> list[dict[str, Any]]:
-    """Our own examples plus the shared ones (../shared beside the repository)."""
+    """Our own examples, the everyday hard negatives (waiting, thanks, greetings, logistics,
+    intake answers: texts with no label that the model had read as suicide) and the shared
+    ones (../shared beside the repository)."""
     rows = _rows(repo / "tests" / "triage_examples.jsonl")
+    rows += _rows(repo / "tests" / "triage" / "everyday_negatives.jsonl")
     shared = repo.parent / "shared" / "triage" / "examples.jsonl"
     if shared.is_file():
         rows += _rows(shared)
