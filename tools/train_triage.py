@@ -135,6 +135,60 @@ def cross_writer(c: float = C) -> str:
     return "\n".join(out)
 
 
+def guarded_texts(repo: Path = REPO) -> set[str]:
+    """Texts training must never see: the held-out and blind sets'. Read only to keep
+    them out of a new writer's set (add_writer_set prints counts, never a text)."""
+    paths = [repo / "tests" / "triage_held_out.jsonl"]
+    paths += sorted((repo / "tests" / "triage" / "blind").glob("*.jsonl"))
+    return {row["text"] for path in paths if path.is_file() for row in _rows(path)}
+
+
+def add_writer_set(source: Path, target: Path, repo: Path = REPO) -> dict[str, int]:
+    """Copy an independent writer's JSONL into tests/triage/data: each row checked (text,
+    labels and allow drawn from LABELS; "spanglish" or a missing lang becomes the detected
+    language), and a text dropped when it repeats one already trained on, one earlier in
+    the set, or one in a held-out or blind set. Returns the counts."""
+    from bot.triage.normalise import detect_language
+
+    trained = {row["text"] for row in training_examples(repo)}
+    if target.exists():
+        trained -= {row["text"] for row in _rows(target)}
+    guarded = guarded_texts(repo)
+    counts = {"kept": 0, "invalid": 0, "trained": 0, "repeated": 0, "guarded": 0}
+    kept: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for line in source.read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, labels, allow = row["text"], row["labels"], row.get("allow", [])
+            valid = isinstance(text, str) and text.strip() != ""
+            valid = valid and set(labels) <= set(LABELS) and set(allow) <= set(LABELS)
+        except (ValueError, KeyError, TypeError):
+            valid = False
+        if not valid:
+            counts["invalid"] += 1
+            continue
+        lang = row.get("lang")
+        lang = lang if lang in ("en", "es") else detect_language(text)
+        why = (
+            "guarded"
+            if text in guarded
+            else "trained"
+            if text in trained
+            else "repeated"
+            if text in seen
+            else "kept"
+        )
+        counts[why] += 1
+        if why == "kept":
+            seen.add(text)
+            kept.append({"text": text, "lang": lang, "labels": labels, "allow": allow})
+    target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), "utf-8")
+    return counts
+
+
 def save(model: Model, path: Path = MODEL_PATH) -> None:
     """Write the weights beside the old file, then swap: a failed write keeps the old one."""
     partial = path.with_name(path.name + ".partial")
@@ -148,8 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args == ["--cross"]:
         print(cross_writer())
         return 0
+    if len(args) == 3 and args[0] == "--add":
+        print(add_writer_set(Path(args[1]), Path(args[2])))
+        return 0
     if args not in ([], ["train"]):  # "train" as the old `python -m bot.triage_model train`
-        print("usage: python -m tools.train_triage [--cross]", file=sys.stderr)
+        usage = "usage: python -m tools.train_triage [--cross | --add SOURCE TARGET]"
+        print(usage, file=sys.stderr)
         return 2
     rows = training_examples()
     # Features never consult the current model (it loads lazily, and only triage() asks),

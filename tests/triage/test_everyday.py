@@ -108,7 +108,7 @@ INTAKE_ANSWERS = [
     "zip 90011",
     "i have one kid",
     "my pronouns are she her",
-    "english is fine",
+    "english is ok for me",
     "si es seguro escribirme despues de las 7",
     "tengo 30 años",
     "mi zip es 77036",
