@@ -1,6 +1,7 @@
 """Issue 9's missed kinds, read by general rules rather than single phrases: means and
 method asked about, farewells and affairs put in order, a past attempt coming back, youth
-trafficking, and the family and school idioms that are not danger. None of these texts is
+trafficking, a threat dated today in colloquial Spanish or "I'm next", past violence with
+its date, and the family and school idioms that are not danger. None of these texts is
 trained on (a test checks it), so they judge the rules, not the model's memory."""
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ TRAFFICKING = [
     "mi novio vende mis fotos en internet y tengo 15",
     "me deja quedarme en su casa a cambio de acostarme con el",
 ]
+EMERGENCY = [
+    "ya viene y me dijo que hoy si me mata",
+    "me grito que esta noche me mata",
+    "mi marido dijo que yo soy la proxima",
+    "he shot the tv and told me im next",
+]
+PAST = [
+    "my ex beat me back in 2018, i want to talk about it",
+    "the last time he choked me was years ago",
+]
 CALM = [
     "my grandma is gonna kill me i forgot her birthday lol",
     "my little brother shot me with his water gun at the party",
@@ -65,6 +76,21 @@ def test_youth_trafficking_patterns_are_trafficking(text: str) -> None:
     assert "trafficking" in triage(text).labels, triage(text)
 
 
+@pytest.mark.parametrize("text", EMERGENCY)
+def test_a_threat_dated_today_or_im_next_is_an_emergency(text: str) -> None:
+    """A threat dated today ("dijo que hoy me mata"), "yo soy la proxima" or "told me im
+    next": an emergency."""
+    assert "emergency" in triage(text).labels, triage(text)
+
+
+@pytest.mark.parametrize("text", PAST)
+def test_violence_with_a_past_date_is_abuse_not_emergency(text: str) -> None:
+    """Violence dated in the past ("back in 2018", "the last time ... years ago") is abuse,
+    not a present emergency."""
+    result = triage(text)
+    assert "abuse" in result.labels and "emergency" not in result.labels, result
+
+
 @pytest.mark.parametrize("text", CALM)
 def test_family_and_school_idioms_are_not_danger(text: str) -> None:
     """A parent's "kill" over a trifle, a water gun, a coach's "hostage", a teacher who
@@ -80,4 +106,4 @@ def test_these_texts_are_not_trained_on() -> None:
     from tools.train_triage import training_examples
 
     trained = {row["text"] for row in training_examples(REPO)}
-    assert not set(SUICIDE + TRAFFICKING + CALM) & trained
+    assert not set(SUICIDE + TRAFFICKING + EMERGENCY + PAST + CALM) & trained
