@@ -82,6 +82,18 @@ class Figure:
     baseline: Summary
     check: Check | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    # Further targets beside `check` (a figure can carry a floor and a correctness check).
+    more_checks: list[Check] = field(default_factory=list)
+    # What the ratio line leads with: "latency" (mean and p99) or "rate" (requests/s).
+    headline: str = "latency"
+
+    @property
+    def checks(self) -> list[Check]:
+        return ([self.check] if self.check else []) + self.more_checks
+
+    @property
+    def ratio_rate(self) -> float:
+        return ratio(self.subject.per_second, self.baseline.per_second)
 
     @property
     def ratio_mean(self) -> float:
@@ -98,8 +110,13 @@ class Figure:
             "detail": self.detail,
             "subject": _clean(asdict(self.subject)),
             "baseline": _clean(asdict(self.baseline)),
-            "ratio": {"mean": _num(self.ratio_mean), "p99": _num(self.ratio_p99)},
+            "ratio": {
+                "mean": _sig(self.ratio_mean),
+                "p99": _sig(self.ratio_p99),
+                "rate": _sig(self.ratio_rate),
+            },
             "check": asdict(self.check) if self.check else None,
+            "checks": [asdict(c) for c in self.checks],
             "notes": self.notes,
         }
 
@@ -125,6 +142,11 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 3)
 
 
+def _sig(x: float) -> float | None:
+    """Four significant digits (a ratio of 0.0324 keeps its 4)."""
+    return None if math.isnan(x) else float(f"{x:.4g}")
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _num(v) if isinstance(v, float) else v for k, v in d.items()}
 
@@ -145,6 +167,10 @@ def fmt_ratio(x: float) -> str:
     if math.isnan(x):
         return "-"
     return f"{x:.2f}x" if x < 100 else f"{x:,.0f}x"
+
+
+def fmt_pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x * 100:.1f} %"
 
 
 def fmt_rate(x: float) -> str:
@@ -187,10 +213,19 @@ def render_table(report: Report) -> str:
             f"  ratio subject/baseline: mean {fmt_ratio(fig.ratio_mean)},"
             f" p99 {fmt_ratio(fig.ratio_p99)}"
         )
-        if fig.check is not None:
-            verdict = "PASS" if fig.check.passed else "FAIL"
-            summary += f"   {verdict}: {fig.check.description}"
+        if fig.headline == "rate":
+            summary = (
+                f"  ratio subject/baseline: rate {fmt_pct(fig.ratio_rate)}"
+                f" ({fmt_rate(fig.subject.per_second)} / {fmt_rate(fig.baseline.per_second)}),"
+                f" mean {fmt_ratio(fig.ratio_mean)}, p99 {fmt_ratio(fig.ratio_p99)}"
+            )
+        checks = fig.checks
+        if checks:
+            verdict = "PASS" if checks[0].passed else "FAIL"
+            summary += f"   {verdict}: {checks[0].description}"
         lines.append(summary)
+        for extra in checks[1:]:
+            lines.append(f"  {'PASS' if extra.passed else 'FAIL'}: {extra.description}")
         for key, value in fig.notes.items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
             lines.append(f"  {key.replace('_', ' ')}: {shown}")

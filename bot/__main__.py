@@ -196,6 +196,7 @@ async def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_purge(settings: Settings) -> int:
+    from bot.app import LOGIN_THROTTLE_KEPT
     from bot.engine import utcnow
 
     async with opened_store(settings) as store, store.transaction() as tx:
@@ -203,6 +204,7 @@ async def cmd_purge(settings: Settings) -> int:
         audit = await tx.purge_audit_before(
             utcnow() - timedelta(days=settings.audit_retention_days)
         )
+        await tx.prune_login_throttle(utcnow() - LOGIN_THROTTLE_KEPT)
     print(json.dumps({"conversations_removed": removed, "audit_removed": audit}))
     return 0
 

@@ -31,12 +31,18 @@ def next_window(
 
 
 async def reply_allowed(
-    tx: Tx, texter: Texter, now: datetime, settings: Settings, danger: bool
+    tx: Tx,
+    texter: Texter,
+    now: datetime,
+    settings: Settings,
+    danger: bool,
+    window: Window | None,
 ) -> bool:
-    """May Haven reply to this texter's message now? Counts the reply when it may. The
-    caller holds the texter's lock, so the count cannot race."""
+    """May Haven reply to this texter's message now? Counts the reply when it may.
+    `window`: the texter's reply window as read under the texter's lock in this same
+    transaction (Tx.load_inbound reads it with the texter), so the count cannot race."""
     allowed, window = next_window(
-        await tx.reply_window(texter.id),
+        window,
         now,
         settings.reply_limit,
         timedelta(seconds=settings.reply_window),

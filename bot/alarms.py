@@ -88,7 +88,7 @@ async def check_unclaimed(
     """Raise `p1_unclaimed` for each priority-1 texter waiting past alarm_after (once each,
     across processes), and page on-call when nobody is signed in. Returns the conversations
     alarmed by this call."""
-    async with store.transaction() as tx:
+    async with store.reading() as tx:  # the scan; each alarm is raised under its lock
         due = [
             c
             for c in await tx.list_conversations(states=[QUEUED])
@@ -168,7 +168,7 @@ async def standing(
     everyone; danger_held for the holder and supervisors) and only while they still hold
     (still queued; still held)."""
     shown: list[dict[str, Any]] = []
-    async with store.transaction() as tx:
+    async with store.reading() as tx:
         where = await programs.scope_of(tx, user)  # only their programs' texters
         for record in await tx.list_alarms(active=True):
             if record.kind not in (UNCLAIMED, DANGER_HELD):

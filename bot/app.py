@@ -32,6 +32,8 @@ from bot.store import Store, open_store
 log = get_logger("haven.app")
 WORKER = web.AppKey("worker", OutboxWorker)
 RETENTION_EVERY = timedelta(hours=1)
+# Login-throttle state is kept a day: well past its window and its longest lock-out.
+LOGIN_THROTTLE_KEPT = timedelta(days=1)
 STARTUP_TIMEOUT = 5.0  # seconds to reach the database at start-up
 
 
@@ -166,6 +168,7 @@ async def background(app: web.Application) -> AsyncIterator[None]:
                         audit = await tx.purge_audit_before(
                             now - timedelta(days=settings.audit_retention_days)
                         )
+                        await tx.prune_login_throttle(now - LOGIN_THROTTLE_KEPT)
                     last_retention = now
                     log.info(
                         "retention_applied", conversations_removed=removed, audit_removed=audit

@@ -8,9 +8,10 @@ two non-negotiable rules live here, each in one function every path goes through
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from bot.sms.webhook import InboundSms
 from bot.store.base import (
     Conflict,
     Conversation,
+    InboundState,
     Message,
     NotFound,
     Store,
@@ -95,13 +97,39 @@ NO_ONE_SOON = frozenset(
 )
 
 
+def _texter_fields(texter: Texter) -> tuple[object, ...]:
+    """What Tx.save_texter writes: compared before and after a step, so an unchanged
+    texter costs no statement."""
+    return (texter.language, texter.safe_to_text, texter.unsafe_hours, texter.opted_out)
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What one inbound message produced (for the webhook and for tests)."""
+    """What one inbound message produced (for the webhook and for tests). `refs`: one
+    opaque reference per text (or none), for the TwiML <Message action> callbacks that
+    tell Haven each reply's SID at Twilio, so erasure can redact it there."""
 
     texts: list[str]
     conversation_id: int | None
     duplicate: bool = False
+    refs: list[str] = field(default_factory=list)
+
+
+def new_reply_ref() -> str:
+    """A reply's reference: random, never a number or text (22 URL-safe characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def saved_reply(texts: Sequence[str], refs: Sequence[str]) -> str:
+    """The webhook's answer as kept for Twilio's retries (same texts, same references)."""
+    return json.dumps({"texts": list(texts), "refs": list(refs)})
+
+
+def load_reply(saved: str) -> tuple[list[str], list[str]]:
+    data = json.loads(saved)
+    if isinstance(data, list):  # saved before replies had references
+        return [str(t) for t in data], []
+    return [str(t) for t in data["texts"]], [str(r) for r in data["refs"]]
 
 
 class Engine:
@@ -127,13 +155,16 @@ class Engine:
         phone_hash = self.hash(sms.from_)
         events: list[Event] = []
         async with self.store.transaction(lock_key=phone_hash) as tx:
-            saved = await tx.get_reply(sms.message_sid)
-            if saved is not None:
+            # One statement: the saved reply, the texter, their block flag and reply
+            # window, their open conversation (issue 11: it was five).
+            loaded = await tx.load_inbound(phone_hash, sms.message_sid)
+            if loaded.saved_reply is not None:
                 # Twilio retried, or sent the webhook twice: same answer, nothing stored.
                 metrics.WEBHOOK_DUPLICATES.inc()
-                return Outcome(json.loads(saved), None, duplicate=True)
-            outcome = await self._handle(tx, sms, phone_hash, now, events)
-            await tx.save_reply(sms.message_sid, json.dumps(outcome.texts), now)
+                texts, refs = load_reply(loaded.saved_reply)
+                return Outcome(texts, None, duplicate=True, refs=refs)
+            outcome = await self._handle(tx, sms, phone_hash, now, events, loaded)
+            await tx.save_reply(sms.message_sid, saved_reply(outcome.texts, outcome.refs), now)
         for event in events:
             self.events.publish(event)
         metrics.MESSAGES_IN.inc()
@@ -142,13 +173,20 @@ class Engine:
         return outcome
 
     async def _handle(
-        self, tx: Tx, sms: InboundSms, phone_hash: str, now: datetime, events: list[Event]
+        self,
+        tx: Tx,
+        sms: InboundSms,
+        phone_hash: str,
+        now: datetime,
+        events: list[Event],
+        loaded: InboundState,
     ) -> Outcome:
         result = triage(sms.body)
-        texter = await tx.get_texter_by_hash(phone_hash)
+        texter = loaded.texter
         if texter is None:
             texter = await tx.create_texter(phone_hash, sms.from_, result.language, now)
-        conv = await tx.get_open_conversation(texter.id)
+        stored = _texter_fields(texter)  # what the row holds: written back only if changed
+        conv = loaded.conversation
         if conv is None:
             # Language comes from the first message; a returning texter keeps their choice
             # unless this message is plainly Spanish.
@@ -180,7 +218,7 @@ class Engine:
             conv.state == CONFIRM_DELETE
             or keywords.keyword(sms.body, self.settings.exit_keywords) in RIGHTS_KEYWORDS
         )
-        if not result.danger and not rights and await abuse.is_blocked(tx, texter):
+        if not result.danger and not rights and loaded.blocked:
             await tx.save_conversation(conv)
             events.append(Event("message", {"conversation_id": conv.id, "direction": "in"}))
             return Outcome([], conv.id)
@@ -188,6 +226,7 @@ class Engine:
         # A pending partner-program offer takes this message as its answer, unless danger.
         partner = await programs.answer_partner_offer(tx, conv, sms.body, result.danger, now)
         model = self._model(conv, texter)
+        # Read once for the whole message (the partner answer above may have moved it).
         program = await programs.of_conversation(tx, conv, self.settings)
         turn = Turn(
             text=sms.body,
@@ -217,13 +256,18 @@ class Engine:
                 "message", {"conversation_id": conv.id, "message_id": message.id, "direction": "in"}
             )
         )
-        if replies and not await abuse.reply_allowed(tx, texter, now, self.settings, result.danger):
+        if replies and not await abuse.reply_allowed(
+            tx, texter, now, self.settings, result.danger, loaded.reply_window
+        ):
             replies = []  # abuse (issue 10): past this number's reply limit; kept, unanswered
-        texts = await self._finish(tx, conv, texter, model, replies, now, events, holder)
+        texts, refs = await self._finish(
+            tx, conv, texter, model, replies, now, events, holder, program, stored
+        )
         if result.danger and held and is_held(conv):
             # Rule 1 while an advocate holds it: Haven stays quiet; people are alarmed.
             events.append(await alarms.danger_while_held(tx, conv, now))
-        return Outcome(texts, conv.id if "delete_all" not in model.effects else None)
+        conversation_id = conv.id if "delete_all" not in model.effects else None
+        return Outcome(texts, conversation_id, refs=refs)
 
     def _apply_triage(self, conv: Conversation, result: Triage, now: datetime) -> bool:
         """Priority only rises within a conversation; labels and signals accumulate."""
@@ -292,11 +336,20 @@ class Engine:
         now: datetime,
         events: list[Event],
         holder: int | None = None,
-    ) -> list[str]:
+        program: programs.ProgramView | None = None,
+        stored: tuple[object, ...] | None = None,
+    ) -> tuple[list[str], list[str]]:
         """Persist the step, carry out its effects and render its replies (after saving,
-        so a queue position counts this texter at its new priority)."""
+        so a queue position counts this texter at its new priority). Returns the texts and
+        a new reference for each. The replies to DELETE and EXIT are not stored (their
+        conversation is erased): their references name no message, so their SIDs, when
+        Twilio reports them, are redacted at once. `program`: the conversation's, when the
+        caller has it; `stored`: the texter's fields as stored (the texter row is written
+        only when they changed)."""
+        if program is None:
+            program = await programs.of_conversation(tx, conv, self.settings)
         if "delete_all" in model.effects:
-            texts = [await self._render(tx, conv, say, now) for say in replies]
+            texts = [(await self._render_one(tx, conv, say, now, program))[1] for say in replies]
             await tx.delete_texter(texter.id)
             events.append(
                 Event(
@@ -309,32 +362,31 @@ class Engine:
                 )
             )
             events.append(Event("queue", {}))
-            return texts
-        await tx.save_texter(texter)
+            return texts, [new_reply_ref() for _ in texts]
+        if stored is None or _texter_fields(texter) != stored:
+            await tx.save_texter(texter)
         await tx.save_conversation(conv)
         if texter.opted_out:  # carriers would refuse them: nothing waiting goes out
             await tx.cancel_outbox(conv.id, "opted_out", now)
-        rendered = [await self._render_one(tx, conv, say, now) for say in replies]
+        rendered = [await self._render_one(tx, conv, say, now, program) for say in replies]
         texts = [text for _, text in rendered]
         no_one_soon = any(message_id in NO_ONE_SOON for message_id, _ in rendered)
         if no_one_soon and conv.location and "purge" not in model.effects:
             local = await self._local_help(tx, conv, now)
             if local is not None:
                 texts.append(local)
+        refs = [new_reply_ref() for _ in texts]
         if "purge" in model.effects:
             await tx.purge_conversation(conv.id)
         else:
-            for text in texts:
-                await tx.add_message(
-                    Message(conv.id, "out", text, author="haven", status="replied")
-                )
+            await tx.add_replies(conv.id, list(zip(texts, refs, strict=True)))
         if "enqueue" in model.effects or conv.state in (QUEUED, EXITED, OPTED_OUT):
             events.append(Event("queue", {}))
         change: dict[str, Any] = {"conversation_id": conv.id, "state": conv.state}
         if holder is not None:
             change["advocate_id"] = holder  # the holder's screen hears of STOP or EXIT too
         events.append(Event("conversation", change))
-        return texts
+        return texts, refs
 
     async def _local_help(self, tx: Tx, conv: Conversation, now: datetime) -> str | None:
         """No advocate can come soon (closed, or nobody available): the nearest local
@@ -348,15 +400,19 @@ class Engine:
         line = resources.as_text(found, conv.language)
         return copy.render("local_help", conv.language, {"resource": line})
 
-    async def _render(self, tx: Tx, conv: Conversation, say: Say, now: datetime) -> str:
-        return (await self._render_one(tx, conv, say, now))[1]
-
     async def _render_one(
-        self, tx: Tx, conv: Conversation, say: Say, now: datetime
+        self,
+        tx: Tx,
+        conv: Conversation,
+        say: Say,
+        now: datetime,
+        program: programs.ProgramView | None = None,
     ) -> tuple[str, str]:
         """The copy id actually used (a wait text becomes its _unstaffed form when nobody
-        is available) and the rendered text."""
-        program = await programs.of_conversation(tx, conv, self.settings)
+        is available) and the rendered text. `program`: the conversation's, if the caller
+        has it already (else read here)."""
+        if program is None:
+            program = await programs.of_conversation(tx, conv, self.settings)
         params: dict[str, Any] = {
             "org": program.name,
             "terms": self.settings.terms_url,
@@ -430,13 +486,12 @@ class Engine:
         self, tx: Tx, conv: Conversation, texter: Texter, replies: Sequence[Say], now: datetime
     ) -> int:
         """Everything Haven texts on its own goes through here, and so through rule 2."""
-        hours = (await programs.of_conversation(tx, conv, self.settings)).hours
-        if not replies or not may_text_first(texter, now, hours):
+        program = await programs.of_conversation(tx, conv, self.settings)
+        if not replies or not may_text_first(texter, now, program.hours):
             return 0
         for say in replies:
-            await self._queue_text(
-                tx, conv, texter, await self._render(tx, conv, say, now), "haven", now
-            )
+            _, text = await self._render_one(tx, conv, say, now, program)
+            await self._queue_text(tx, conv, texter, text, "haven", now)
         metrics.MESSAGES_OUT.labels("unprompted").inc(len(replies))
         self.wake_outbox()
         return len(replies)
@@ -446,7 +501,7 @@ class Engine:
         """Fire due nudges and expiries. Each is re-checked under the texter's lock, so a
         timer fires once even when several processes see it due."""
         now = now or utcnow()
-        async with self.store.transaction() as tx:
+        async with self.store.reading() as tx:  # the scan; each fires under its lock
             due = [c.id for c in await tx.due_timers(now)]
         fired = 0
         for conversation_id in due:

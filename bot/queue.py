@@ -159,14 +159,13 @@ async def position_and_wait(
     queue = [c for c in ordered(waiting, now, settings) if c.program_id == conv.program_id]
     ids = [c.id for c in queue]
     position = ids.index(conv.id) + 1 if conv.id in ids else len(ids) + 1
-    staff = [
+    available = [
         u
         for u in await tx.list_users()
-        if u.active
-        and u.role in vocabulary.TEXTING_ROLES
-        and u.presence == "available"
-        and (await programs.scope_of(tx, u)).covers(conv)
+        if u.active and u.role in vocabulary.TEXTING_ROLES and u.presence == "available"
     ]
+    scopes = await programs.scopes_of(tx, available)  # one read, not one per person
+    staff = [u for u in available if scopes[u.id].covers(conv)]
     if not staff:
         return position, None
     on_shift = {u.id for u in staff}
@@ -179,7 +178,7 @@ async def position_and_wait(
 
 
 async def snapshot(store: Store, now: datetime, settings: Settings) -> list[QueueEntry]:
-    async with store.transaction() as tx:
+    async with store.reading() as tx:  # never waits behind (or holds up) a webhook
         queue = ordered(
             await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
         )

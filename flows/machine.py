@@ -1,14 +1,18 @@
-"""The machine that runs a flow table: one transitions AsyncMachine, built once; each
-message wraps its conversation in a fresh per-message model, adds it, steps it and removes
-it in a finally, so any number of conversations can be in flight at once. The wrapper
-exists because FlowConversation is a dataclass with value equality: transitions finds
-models with `in` and `list.remove`, which would confuse two that happen to look alike."""
+"""The machine that runs a flow table: one transitions AsyncMachine, built once and never
+given a model. Each message wraps its conversation in a fresh `Step` and fires the
+machine's event on it directly (`Event.trigger(step, ...)` takes any object with a `state`):
+no add_model/remove_model per message, which bound ~40 methods and registered the model
+with every state only to undo it (issue 11's profile: ~0.6 ms a message). Any number of
+conversations can be in flight at once, each with its own Step. The machine runs a
+transition's callbacks one after another instead of through `asyncio.gather` (new Tasks
+and loop turns for every callback list): our callbacks are plain functions, and their
+order is what the texter reads."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -17,7 +21,7 @@ from transitions import MachineError
 from transitions.extensions.asyncio import AsyncMachine
 
 from flows import keywords
-from flows.model import FlowConversation, Turn
+from flows.model import FlowConversation, Say, Turn
 from flows.states import (
     BEFORE_QUEUE,
     ESCALATE_STATES,
@@ -39,6 +43,34 @@ from flows.table import (
 )
 
 
+class InOrderMachine(AsyncMachine):
+    """transitions' AsyncMachine, running each list of callbacks (conditions, actions,
+    prepare and finalize hooks) in order in the calling task."""
+
+    @staticmethod
+    async def await_all(
+        callables: list[Callable[..., Coroutine[Any, Any, bool | None]]],
+    ) -> list[bool | None]:
+        return [await func() for func in callables]
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of the conversation's plain data (dicts, lists, sets of scalars), much
+    cheaper than copy.deepcopy's memo bookkeeping; anything else goes to deepcopy."""
+    if value is None or isinstance(value, str | int | float | bool | Say):
+        return value
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    if isinstance(value, set):
+        return {_copied(v) for v in value}
+    return copy.deepcopy(value)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(FlowConversation))
+
+
 class IntakeFlow:
     """The intake flow. Build once; share across all conversations."""
 
@@ -52,7 +84,7 @@ class IntakeFlow:
         self.message_ids: frozenset[str] = frozenset(
             message_id for r in self.rows for act in r.then for message_id in act.says
         )
-        self.machine = AsyncMachine(
+        self.machine = InOrderMachine(
             model=None,
             states=list(self.states),
             initial=INITIAL,
@@ -159,17 +191,13 @@ class IntakeFlow:
         if conv.state not in self.states:
             raise FlowError(f"conversation is in an unknown state {conv.state!r}")
         # Bad input changes nothing: on any error the conversation is put back as it was.
-        snapshot = {f.name: copy.deepcopy(getattr(conv, f.name)) for f in dataclasses.fields(conv)}
-        step = Step(conv)
-        self.machine.add_model(step, initial=conv.state)
+        snapshot = {name: _copied(getattr(conv, name)) for name in _FIELDS}
         try:
-            yield step
+            yield Step(conv)  # never added to the machine: _fire triggers on it directly
         except BaseException:
             for name, value in snapshot.items():
                 setattr(conv, name, value)
             raise
-        finally:
-            self.machine.remove_model(step)
 
     async def _fire(self, step: Step, trigger: str, **kwargs: Any) -> None:
         state = step.state

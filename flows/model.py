@@ -40,8 +40,8 @@ class Turn:
 
 @dataclass
 class FlowConversation:
-    """The model `transitions` drives. Added to the flow's one machine for one message,
-    then removed (never a new Machine per message)."""
+    """What `transitions` drives, through a per-message Step on the flow's one machine
+    (never a new Machine, never a model registered per message)."""
 
     state: str = "new"
     language: str = "en"

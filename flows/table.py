@@ -48,9 +48,9 @@ class FlowTableError(FlowError):
 
 # ── The per-message model ─────────────────────────────────────────────────────────────
 class Step:
-    """What transitions drives for one message: identity equality, `state` proxied to the
-    conversation, and bound trigger methods that die with it (the conversation stays a
-    plain dataclass)."""
+    """What transitions drives for one message: identity equality and `state` proxied to
+    the conversation (the conversation stays a plain dataclass). Never added to the
+    machine: flows.machine fires events on it directly."""
 
     def __init__(self, conv: FlowConversation) -> None:
         self.conv = conv

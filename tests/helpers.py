@@ -11,12 +11,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
@@ -38,6 +41,21 @@ PG_URL = os.environ.get("HAVEN_TEST_POSTGRES", "")
 
 SignedPost = Callable[..., Awaitable[Any]]
 MakeUser = Callable[..., Awaitable[User]]
+
+
+@asynccontextmanager
+async def pg_schema_url(prefix: str = "haven_app") -> AsyncIterator[str]:
+    """A database URL for a fresh schema on HAVEN_TEST_POSTGRES (its search_path), dropped
+    afterwards: for whole apps (several on one database) on PostgreSQL."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_URL)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
 
 
 @dataclass
@@ -136,23 +154,36 @@ async def open_outbox_store(settings: Settings) -> Store:
 
 # -- a real `python -m bot` in a subprocess ---------------------------------------------------
 def serve(
-    cwd: Path, env: dict[str, str], args: tuple[str, ...] = ("serve",)
+    cwd: Path,
+    env: dict[str, str],
+    args: tuple[str, ...] = ("serve",),
+    *,
+    python: str = sys.executable,
+    python_path: tuple[str, ...] = (),
+    uid: int | None = None,
 ) -> tuple[int, str, float]:
     """Run `python -m bot serve`; return (exit code, stderr, seconds taken). A server that
-    stays up past 20 s is killed and reported as exit code None's stand-in, -999."""
+    stays up past 20 s is killed and reported as exit code None's stand-in, -999. With
+    `uid`, it runs as that user and group (same number), with no supplementary groups."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("HAVEN_", "TWILIO_"))}
     environ.pop("DATABASE_URL", None)
-    environ |= {"PYTHONPATH": str(ROOT), "HAVEN_LOG_FORMAT": "json", "PORT": str(free_port())}
+    environ |= {
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *python_path]),
+        "HAVEN_LOG_FORMAT": "json",
+        "PORT": str(free_port()),
+    }
     environ |= env
+    as_user: dict[str, Any] = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "bot", *args],
+            [python, "-m", "bot", *args],
             cwd=cwd,
             capture_output=True,
             text=True,
             env=environ,
             timeout=20,
+            **as_user,
         )
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")

@@ -5,13 +5,18 @@ seconds with one clear line on stderr and no traceback."""
 from __future__ import annotations
 
 import os
+import shutil
+import site
 import socket
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, one_clear_line, serve
+from tests.helpers import ROOT, free_port, one_clear_line, serve
 
 KEY = "startup-test-secret-key-0123456789abcdef"
 SID = "AC" + "1" * 32
@@ -20,15 +25,6 @@ POSTGRES = os.environ.get("HAVEN_TEST_POSTGRES", "")
 
 def _corrupt(folder: Path) -> dict[str, str]:
     (folder / "haven.db").write_bytes(b"this is not a database file at all" * 100)
-    return {}
-
-
-def _read_only(folder: Path) -> dict[str, str]:
-    # A database from an earlier run, then made read-only (file and folder).
-    code, stderr, _ = serve(folder, {"HAVEN_SECRET_KEY": KEY}, ("migrate",))
-    assert code == 0, stderr
-    (folder / "haven.db").chmod(0o400)
-    folder.chmod(0o500)
     return {}
 
 
@@ -76,7 +72,6 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, str]], str]] = {
         "TWILIO_ACCOUNT_SID",
     ),
     "corrupt haven.db": (_corrupt, "haven.db"),
-    "read-only haven.db": (_read_only, "haven.db"),
     "port in use": (_port_in_use, "in use"),
     "pending migrations in production": (_pending_migrations_in_production, "migrate"),
     "unreachable PostgreSQL": (
@@ -95,8 +90,6 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, str]], str]] = {
 def test_start_up_error_exits_fast_with_one_clear_line(tmp_path: Path, case: str) -> None:
     """Each misconfiguration ends `serve` with a non-zero exit code in under 10 s, with one
     'error:' line on stderr that names the problem, and no traceback."""
-    if case == "read-only haven.db" and os.geteuid() == 0:
-        pytest.skip("root writes through read-only permissions")
     make, named = CASES[case]
     env = {"HAVEN_SECRET_KEY": KEY, **make(tmp_path)}
     code, stderr, seconds = serve(tmp_path, env)
@@ -104,3 +97,65 @@ def test_start_up_error_exits_fast_with_one_clear_line(tmp_path: Path, case: str
     assert seconds < 10, f"{case}: took {seconds:.1f} s"
     line = one_clear_line(stderr)
     assert named.lower() in line.lower(), line
+
+
+# -- a haven.db the serving user cannot write, or cannot read ---------------------------------
+# Root writes through permissions, so as root `serve` runs as nobody (uid and gid 65534).
+NOBODY = 65534
+
+
+def _python_for(uid: int) -> tuple[str, tuple[str, ...]]:
+    """An interpreter `uid` can run with this checkout's packages: ours if it can reach it,
+    else the system's of the same version with our site-packages on its path (ours may sit
+    under a home folder only root may enter)."""
+    ours = tuple(site.getsitepackages())
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for python, extra in ((sys.executable, ()), (f"/usr/bin/python{version}", ours)):
+        try:
+            probe = subprocess.run(
+                [python, "-c", "import aiohttp, aiosqlite, bot.app"],
+                cwd="/",
+                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(ROOT), *extra])},
+                capture_output=True,
+                user=uid,
+                group=uid,
+                extra_groups=[],
+            )
+        except OSError:  # not even executable by that user
+            continue
+        if probe.returncode == 0:
+            return python, extra
+    pytest.fail(f"no Python interpreter that uid {uid} can run with Haven's packages")
+
+
+@pytest.mark.parametrize("denied", ["write", "read"])
+def test_a_haven_db_the_user_cannot_write_or_read_stops_start_up(denied: str) -> None:
+    """A haven.db from an earlier run that the serving user may read but not write (file
+    and folder), or may not read at all: `serve`, run as an unprivileged user (as root:
+    uid/gid 65534), exits non-zero within 10 s with one 'error:' line naming haven.db and
+    no traceback, instead of hanging."""
+    if os.geteuid() == 0:
+        uid: int | None = NOBODY
+        python, extra = _python_for(NOBODY)
+    else:
+        uid, python, extra = None, sys.executable, ()  # already unprivileged
+    folder = Path(tempfile.mkdtemp(prefix="haven-ro-"))
+    try:
+        code, stderr, _ = serve(folder, {"HAVEN_SECRET_KEY": KEY}, ("migrate",))
+        assert code == 0, stderr
+        db = folder / "haven.db"
+        # Root's files: readable by all, or by root alone. One's own: read-only, or no access.
+        if uid is not None:
+            db.chmod(0o644 if denied == "write" else 0o600)
+        else:
+            db.chmod(0o444 if denied == "write" else 0o000)
+        folder.chmod(0o755 if uid is not None else 0o555)  # no new -wal or -shm files either
+        code, stderr, seconds = serve(
+            folder, {"HAVEN_SECRET_KEY": KEY}, python=python, python_path=extra, uid=uid
+        )
+        assert code not in (0, -999), f"exit {code}\n{stderr}"
+        assert seconds < 10, f"took {seconds:.1f} s"
+        assert "haven.db" in one_clear_line(stderr)
+    finally:
+        folder.chmod(0o700)
+        shutil.rmtree(folder, ignore_errors=True)

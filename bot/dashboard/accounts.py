@@ -4,10 +4,10 @@ second factor) and login throttling."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -115,12 +115,23 @@ async def add_user_cli(
         raise AccountError(f"a user named {name!r} already exists") from None
 
 
-def verify_totp(secret: str, code: str) -> bool:
-    """A six-digit code for this secret, now or one 30-second window either side."""
+def totp_step(secret: str, code: str, now: datetime | None = None) -> int | None:
+    """The 30-second time step whose code for this secret `code` is, now or one window
+    either side; None when it is none of them."""
     code = code.strip().replace(" ", "")
     if len(code) != 6 or not code.isdigit():
-        return False
-    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_WINDOW)
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now or datetime.now(UTC))
+    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def verify_totp(secret: str, code: str) -> bool:
+    """A six-digit code for this secret, now or one 30-second window either side."""
+    return totp_step(secret, code) is not None
 
 
 async def authenticate(store: Store, name: str, password: str, code: str = "") -> User | None:
@@ -138,8 +149,15 @@ async def authenticate(store: Store, name: str, password: str, code: str = "") -
         return None
     # Checked only after the password, and refused exactly as a wrong password is: the
     # answer never tells a guesser that the password was right.
-    if secret is not None and not verify_totp(secret, code):
-        return None
+    if secret is not None:
+        step = totp_step(secret, code)
+        if step is None:
+            return None
+        # A code is good once: of two sign-ins with it (even at once, in two processes),
+        # one is refused, as is any code older than one already used.
+        async with store.transaction() as tx:
+            if not await tx.use_totp_step(user.id, step):
+                return None
     if _hasher.check_needs_rehash(user.password_hash):
         new_hash = await off_loop(hash_password, password)
         async with store.transaction() as tx:
@@ -150,26 +168,20 @@ async def authenticate(store: Store, name: str, password: str, code: str = "") -
     return user
 
 
-@dataclass
-class _Attempts:
-    times: list[datetime] = field(default_factory=list)  # counted attempts, in the window
-    locked_until: datetime | None = None
-    locks: int = 0  # lock-outs so far: each one doubles the next
-
-
 class LoginThrottle:
     """Slows password guessing without letting a stranger lock a named user out.
 
-    Every attempt is counted by `begin`, before its password is checked and with no await in
-    between, so any number of simultaneous guesses get at most the limit checked. Limits:
-    `limit` attempts per (address, name) and `address_limit` per address within `window`,
-    then that key is locked (the lock doubles with each lock-out, capped). The name itself
-    has only a soft limit: once it has had `name_limit` failing attempts from anywhere, an
-    address that has been failing is refused for it, while an address with a clean record
-    (the real user at work) is still checked. Guessing one name from many addresses is thus
-    bounded to one guess per address per window, and nobody can lock anyone else out.
-    A correct password refunds its own attempt. In memory, per process: with several web
-    processes an attacker gets at most that many times the budget."""
+    Every attempt is counted by `begin`, in the database, before its password is checked:
+    the keys' counts are read and the attempt counted in one transaction that holds those
+    keys, so any number of simultaneous guesses, in any number of processes sharing the
+    database, get at most the limit checked. Limits: `limit` attempts per (address, name)
+    and `address_limit` per address within `window`, then that key is locked (the lock
+    doubles with each lock-out, capped). The name itself has only a soft limit: once it has
+    had `name_limit` failing attempts from anywhere, an address that has been failing is
+    refused for it, while an address with a clean record (the real user at work) is still
+    checked. Guessing one name from many addresses is thus bounded to one guess per address
+    per window, and nobody can lock anyone else out. A correct password refunds its own
+    attempt. The state (bot/store/tx/logins.py) is kept under keyed hashes of the keys."""
 
     def __init__(
         self,
@@ -186,7 +198,6 @@ class LoginThrottle:
         self.window = window
         self.lock = lock
         self.max_lock = max_lock
-        self._by_key: dict[str, _Attempts] = {}
 
     def _keys(self, name: str, address: str) -> list[tuple[str, int]]:
         """The locking keys and their limits."""
@@ -195,64 +206,63 @@ class LoginThrottle:
             ("addr:" + address, self.address_limit),
         ]
 
-    def _entry(self, key: str, now: datetime) -> _Attempts:
-        entry = self._by_key.setdefault(key, _Attempts())
-        entry.times = [t for t in entry.times if now - t < self.window]
-        return entry
-
-    def begin(self, name: str, address: str, now: datetime) -> float:
+    async def begin(self, store: Store, name: str, address: str, now: datetime) -> float:
         """Seconds to wait before this attempt may be made (it is not counted then), or 0:
         the attempt is counted now and its password may be checked."""
-        wait = 0.0
-        for key, limit in self._keys(name, address):
-            entry = self._entry(key, now)
-            if entry.locked_until and entry.locked_until > now:
-                wait = max(wait, (entry.locked_until - now).total_seconds())
-            elif len(entry.times) >= limit:  # the limit is in flight: wait for the outcome
-                wait = max(wait, 1.0)
-        named = self._entry("name:" + name.lower(), now)
-        address_failing = bool(self._entry("addr:" + address, now).times)
-        if len(named.times) >= self.name_limit and address_failing:
-            wait = max(wait, (named.times[0] + self.window - now).total_seconds())
-        if wait > 0:
-            return wait
-        for key, _limit in self._keys(name, address):
-            self._by_key[key].times.append(now)
-        named.times.append(now)
-        self._bound(now)
-        return 0.0
+        locking = self._keys(name, address)
+        name_key, address_key = "name:" + name.lower(), locking[1][0]
+        keys = [key for key, _limit in locking] + [name_key]
+        async with store.transaction() as tx:
+            state = await tx.lock_login_keys(keys, now - self.window)
+            wait = 0.0
+            for key, limit in locking:
+                entry = state[key]
+                if entry.locked_until and entry.locked_until > now:
+                    wait = max(wait, (entry.locked_until - now).total_seconds())
+                elif len(entry.times) >= limit:  # the limit is in flight: wait for the outcome
+                    wait = max(wait, 1.0)
+            named = state[name_key]
+            if len(named.times) >= self.name_limit and state[address_key].times:
+                wait = max(wait, (named.times[0] + self.window - now).total_seconds())
+            if wait <= 0:
+                await tx.count_login_attempt(keys, now)
+        return max(wait, 0.0)
 
-    def failed(self, name: str, address: str, now: datetime) -> None:
+    async def failed(self, store: Store, name: str, address: str, now: datetime) -> None:
         """The counted attempt was wrong: lock a key that has reached its limit."""
-        for key, limit in self._keys(name, address):
-            entry = self._entry(key, now)
-            if len(entry.times) >= limit and not (entry.locked_until and entry.locked_until > now):
-                entry.locked_until = now + min(self.lock * (2**entry.locks), self.max_lock)
-                entry.locks += 1
-                entry.times.clear()
+        locking = self._keys(name, address)
+        async with store.transaction() as tx:
+            state = await tx.lock_login_keys([key for key, _ in locking], now - self.window)
+            for key, limit in locking:
+                entry = state[key]
+                locked = entry.locked_until is not None and entry.locked_until > now
+                if len(entry.times) >= limit and not locked:
+                    until = now + min(self.lock * (2**entry.locks), self.max_lock)
+                    await tx.lock_login_key(key, until, entry.locks + 1)
 
-    def succeeded(self, name: str, address: str) -> None:
+    async def succeeded(self, store: Store, name: str, address: str, now: datetime) -> None:
         """The right password: this address and name start afresh, and the attempt is
         refunded from the address's and the name's counts."""
-        pair, addr = (key for key, _limit in self._keys(name, address))
-        self._by_key.pop(pair, None)
-        for key in (addr, "name:" + name.lower()):
-            entry = self._by_key.get(key)
-            if entry and entry.times:
-                entry.times.pop()
-
-    def _bound(self, now: datetime) -> None:
-        if len(self._by_key) > 10_000:  # bound memory under a spray of names
-            cutoff = now - self.window
-            self._by_key = {
-                k: v
-                for k, v in self._by_key.items()
-                if (v.times and v.times[-1] > cutoff) or (v.locked_until and v.locked_until > now)
-            }
+        (pair, _), (addr, _) = self._keys(name, address)
+        name_key = "name:" + name.lower()
+        async with store.transaction() as tx:
+            await tx.lock_login_keys([pair, addr, name_key], now - self.window)
+            await tx.clear_login_key(pair)
+            await tx.refund_login_attempt(addr)
+            await tx.refund_login_attempt(name_key)
 
 
 # -- the account lifecycle from the command line (`python -m bot users ...`) ----------------
 # Each change is audited with no user (the operator at the console) and names the account.
+
+
+def end_sessions(user: User) -> None:
+    """Every session of this user ends at its next request (bot.dashboard.security compares
+    the cookie's epoch with the user's). Called for a new password, role or second factor
+    and for disabling; save the user after. (These changes are made at the console, so no
+    session is kept; a dashboard page that let a user change their own account would copy
+    the new epoch into the session making the change.)"""
+    user.session_epoch += 1
 
 
 async def _change_user(
@@ -283,7 +293,7 @@ async def disable_user_cli(store: Store, name: str) -> User:
     def disable(user: User) -> None:
         user.active = False
         user.presence = "offline"
-        user.session_epoch += 1
+        end_sessions(user)
 
     return await _change_user(store, name, "user_disable", "", disable)
 
@@ -296,7 +306,7 @@ async def set_password_cli(store: Store, name: str, password: str) -> User:
 
     def set_password(user: User) -> None:
         user.password_hash = password_hash
-        user.session_epoch += 1
+        end_sessions(user)
 
     return await _change_user(store, name, "user_password", "", set_password)
 
@@ -307,6 +317,7 @@ async def set_role_cli(store: Store, name: str, role: str) -> User:
 
     def set_role(user: User) -> None:
         user.role = role
+        end_sessions(user)
 
     return await _change_user(store, name, "user_role", f"to {role}", set_role)
 
@@ -321,6 +332,8 @@ async def set_totp_cli(store: Store, name: str, enable: bool = True) -> str | No
         if user is None:
             raise AccountError(f"there is no user named {name!r}")
         await tx.set_totp_secret(user.id, secret)
+        end_sessions(user)  # signed in without the factor, or under the old secret
+        await tx.save_user(user)
         action = "user_totp_on" if enable else "user_totp_off"
         await tx.audit(None, action, None, f"user {user.id}", datetime.now(UTC))
     if secret is None:

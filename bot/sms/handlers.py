@@ -15,7 +15,7 @@ from bot.events import Event
 from bot.keys import ENGINE, EVENTS, SETTINGS, STORE
 from bot.logs import get_logger
 from bot.sms.statuses import CALLBACK_STATUSES, INBOUND_STATUSES
-from bot.sms.webhook import BadRequest, parse_inbound, signature_valid, twiml
+from bot.sms.webhook import REPLY_REF, BadRequest, parse_inbound, signature_valid, twiml
 
 log = get_logger("haven.sms")
 
@@ -85,7 +85,8 @@ async def inbound_sms(request: web.Request, params: Mapping[str, str]) -> web.St
         replies=len(outcome.texts),
         duplicate=outcome.duplicate,
     )
-    return web.Response(text=twiml(outcome.texts), content_type=TWIML)
+    body = twiml(outcome.texts, outcome.refs, request.app[SETTINGS].public_url)
+    return web.Response(text=body, content_type=TWIML)
 
 
 @signed
@@ -100,6 +101,9 @@ async def delivery_status(request: web.Request, params: Mapping[str, str]) -> we
     if status in INBOUND_STATUSES:
         # Twilio reports our own inbound messages this way: nothing of ours to update.
         return web.Response(text=twiml([]), content_type=TWIML)
+    ref = request.query.get("ref")
+    if ref is not None:
+        return await _reply_callback(request, ref, sid)
     error_code = (params.get("ErrorCode") or "").strip() or None
     async with request.app[STORE].transaction() as tx:
         message = await tx.record_status(sid, status, error_code, utcnow())
@@ -115,4 +119,19 @@ async def delivery_status(request: web.Request, params: Mapping[str, str]) -> we
             )
         )
     log.info("delivery_status", known=message is not None, status=status, error_code=error_code)
+    return web.Response(text=twiml([]), content_type=TWIML)
+
+
+async def _reply_callback(request: web.Request, ref: str, sid: str) -> web.StreamResponse:
+    """A TwiML reply's <Message action>: Twilio's SID for the reply Haven referenced `ref`.
+    Recorded on the stored message, so erasing the conversation redacts it at Twilio; if
+    the message is gone already (or was never stored: the reply to EXIT or DELETE), the
+    SID is redacted at once, through the outbox."""
+    if not REPLY_REF.match(ref):
+        raise web.HTTPBadRequest(text="ref is not a reply reference")
+    async with request.app[STORE].transaction() as tx:
+        outcome = await tx.record_reply_sid(ref, sid)
+    if outcome == "erased":
+        request.app[ENGINE].wake_outbox()
+    log.info("reply_callback", outcome=outcome)
     return web.Response(text=twiml([]), content_type=TWIML)

@@ -44,6 +44,7 @@ from bot.events import Event, Events
 from bot.settings import Settings
 from bot.sms.sender import Sender, SendError, classify
 from bot.sms.statuses import UNCERTAIN
+from bot.sms.webhook import status_callback_url
 from bot.store.base import NotFound, OutboxItem, Store, Tx
 
 log = structlog.get_logger(__name__)
@@ -113,7 +114,7 @@ class OutboxWorker:
         self.sending_timeout = (
             settings.twilio_timeout + 30.0 if sending_timeout is None else sending_timeout
         )
-        self.status_callback = f"{settings.public_url.rstrip('/')}/twilio/status"
+        self.status_callback = status_callback_url(settings.public_url)
         self._rng = rng or random.Random()
         self._clock = clock
         self._wake = asyncio.Event()

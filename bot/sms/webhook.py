@@ -66,9 +66,29 @@ def signature_valid(
     return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
 
 
-def twiml(texts: Sequence[str]) -> str:
-    """A TwiML response with one <Message> per text; an empty <Response/> for none."""
+STATUS_PATH = "/twilio/status"
+# Haven's reference for a TwiML reply, in its callback URL: random, URL-safe (bot.engine).
+REPLY_REF = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def status_callback_url(public_url: str, reply_ref: str | None = None) -> str:
+    """Where Twilio reports on a message Haven sent: the outbox's StatusCallback and, with
+    the reply's reference, a TwiML <Message>'s action (the same absolute URL, which Twilio
+    signs with its query)."""
+    url = public_url.rstrip("/") + STATUS_PATH
+    return url if reply_ref is None else f"{url}?ref={reply_ref}"
+
+
+def twiml(texts: Sequence[str], refs: Sequence[str] = (), public_url: str = "") -> str:
+    """A TwiML response with one <Message> per text; an empty <Response/> for none. With
+    `refs` (one per text), each <Message> gets an action: Twilio posts that message's SID
+    there, so Haven can redact it at Twilio when it erases the conversation."""
+    if refs and len(refs) != len(texts):
+        raise ValueError("one reference per text")
     response = MessagingResponse()
-    for text in texts:
-        response.message(text)
+    for index, text in enumerate(texts):
+        if refs:
+            response.message(text, action=status_callback_url(public_url, refs[index]))
+        else:
+            response.message(text)
     return str(response)

@@ -21,6 +21,8 @@ from bot.store.records import (
     Conflict,
     Conversation,
     Direction,
+    InboundState,
+    LoginKey,
     Message,
     Note,
     NotFound,
@@ -47,12 +49,15 @@ __all__ = [
     "Conflict",
     "Conversation",
     "Direction",
+    "InboundState",
+    "LoginKey",
     "Message",
     "NotFound",
     "Note",
     "OutboxItem",
     "Program",
     "Referral",
+    "ReplySid",
     "ResourceSite",
     "SafetyPlanRecord",
     "ScreenRecord",
@@ -61,6 +66,9 @@ __all__ = [
     "Tx",
     "User",
 ]
+
+# What a TwiML reply's callback did (Tx.record_reply_sid).
+ReplySid = Literal["recorded", "known", "erased"]
 
 
 class Tx(abc.ABC):
@@ -75,6 +83,14 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def save_reply(self, message_sid: str, body: str, now: datetime) -> None:
         """Remember the response body (TwiML) given for a MessageSid (encrypted at rest)."""
+
+    # -- one inbound message ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def load_inbound(self, phone_hash: str, message_sid: str) -> InboundState:
+        """In one statement: the reply saved for `message_sid`, the texter with this phone
+        hash (None for a new number), their block flag and reply window, and their newest
+        conversation not in ENDED_STATES (as get_open_conversation, and like it locked
+        FOR UPDATE on PostgreSQL). The caller holds the texter's lock."""
 
     # -- texters -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -145,6 +161,14 @@ class Tx(abc.ABC):
         """Insert; returns it with id and created_at set."""
 
     @abc.abstractmethod
+    async def add_replies(
+        self, conversation_id: int, replies: Sequence[tuple[str, str | None]]
+    ) -> None:
+        """Haven's texts given inside a webhook's response, each (text, reply_ref) (author
+        'haven', status 'replied'), stored in order. Nothing is returned, so a backend may
+        send them with the transaction's later statements (SQLite: in one thread hop)."""
+
+    @abc.abstractmethod
     async def list_messages(self, conversation_id: int) -> list[Message]:
         """Oldest first."""
 
@@ -196,6 +220,13 @@ class Tx(abc.ABC):
         """Items left 'sending' since before `before` (a process died mid-send) are marked
         failed, never resent: Twilio has no idempotency key (at most once). The caller marks
         their messages (the outbox: 'uncertain')."""
+
+    @abc.abstractmethod
+    async def record_reply_sid(self, reply_ref: str, provider_sid: str) -> ReplySid:
+        """Twilio's SID for the TwiML reply Haven gave reference `reply_ref`: "recorded" on
+        its message (whose erasure then redacts it at Twilio), "known" when the message
+        already has a SID, or "erased" when no stored message has the reference (erased
+        since, or never stored): the SID is then due for redaction at once."""
 
     @abc.abstractmethod
     async def claim_redactions(self, now: datetime, limit: int = 20) -> list[tuple[str, int]]:
@@ -404,6 +435,11 @@ class Tx(abc.ABC):
         """The programs a staff member belongs to, in id order (empty: none)."""
 
     @abc.abstractmethod
+    async def users_program_ids(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
+        """user_program_ids of several staff members in one read: every id asked for is a
+        key (an empty list: none)."""
+
+    @abc.abstractmethod
     async def program_referral_count(
         self, program_id: int | None, since: datetime | None = None
     ) -> int:
@@ -444,6 +480,38 @@ class Tx(abc.ABC):
     async def get_totp_secret(self, user_id: int) -> str | None:
         """The user's TOTP secret, or None when none is enrolled. NotFound as above."""
 
+    @abc.abstractmethod
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record that a code of TOTP time step `step` signed this user in: True, atomically,
+        only when no code of this step or a later one was accepted before (a code is good
+        once). A new or removed secret forgets the last step."""
+
+    # -- login throttling shared across processes (bot/store/tx/logins.py) ------------------
+    @abc.abstractmethod
+    async def lock_login_keys(self, keys: Sequence[str], since: datetime) -> dict[str, LoginKey]:
+        """Hold these throttle keys until the transaction ends (every process waits its turn)
+        and return each one's attempts counted after `since` and its lock-out."""
+
+    @abc.abstractmethod
+    async def count_login_attempt(self, keys: Sequence[str], now: datetime) -> None:
+        """Count one attempt, at `now`, under each key."""
+
+    @abc.abstractmethod
+    async def lock_login_key(self, key: str, until: datetime, locks: int) -> None:
+        """Lock the key out until `until` (its `locks`-th lock-out); its count starts over."""
+
+    @abc.abstractmethod
+    async def refund_login_attempt(self, key: str) -> None:
+        """Take back the key's latest counted attempt."""
+
+    @abc.abstractmethod
+    async def clear_login_key(self, key: str) -> None:
+        """Forget the key: its attempts and its lock-out."""
+
+    @abc.abstractmethod
+    async def prune_login_throttle(self, before: datetime) -> int:
+        """Delete attempts made, and lock-outs that ended, before `before`."""
+
 
 class Store(abc.ABC):
     """A database. Open once per process (in the app's cleanup_ctx); share everywhere."""
@@ -475,6 +543,12 @@ class Store(abc.ABC):
         """A transaction; with lock_key, serialised with others holding the same key.
         Commits on normal exit, rolls back on an exception."""
 
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction for reading only: it sees what is committed and never waits for
+        (or holds up) writers. On SQLite, a second, read-only connection (a write in it
+        is refused); on PostgreSQL, an ordinary transaction (readers never wait there)."""
+        return self.transaction()
+
     @asynccontextmanager
     async def locked_conversation(
         self, conversation_id: int
@@ -482,7 +556,7 @@ class Store(abc.ABC):
         """A transaction holding the conversation's texter lock, with the conversation loaded
         after the lock is taken (never before: another holder may be changing it). NotFound
         when there is no such conversation."""
-        async with self.transaction() as tx:
+        async with self.reading() as tx:
             phone_hash = (
                 await tx.get_texter((await tx.get_conversation(conversation_id)).texter_id)
             ).phone_hash

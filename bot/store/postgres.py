@@ -53,6 +53,7 @@ def _numbered(sql: str) -> str:
 class PgTx(SqlTx):
     _FOR_UPDATE = " FOR UPDATE"
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    _LATERAL = True
 
     async def _serialise_claims(self) -> None:
         # Another worker's claim, not yet committed, still reads as 'pending': taking turns
@@ -65,6 +66,10 @@ class PgTx(SqlTx):
         await self._conn.execute(
             "SELECT pg_advisory_xact_lock($1)", advisory_key("sid:" + provider_sid)
         )
+
+    async def _lock_names(self, names: list[str]) -> None:
+        for name in names:
+            await self._conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(name))
 
     def __init__(self, conn: asyncpg.Connection, crypto: Crypto) -> None:
         super().__init__(crypto)

@@ -54,6 +54,20 @@ class Conversation:
 
 
 @dataclass
+class InboundState:
+    """Everything the engine needs about one inbound message's texter, read in one
+    statement under the texter's lock (Tx.load_inbound): the answer already given to this
+    MessageSid (a duplicate webhook), the texter, whether they are blocked, their reply
+    window, and their open conversation (locked FOR UPDATE on PostgreSQL)."""
+
+    saved_reply: str | None
+    texter: Texter | None
+    blocked: bool
+    reply_window: tuple[datetime, int] | None  # when it opened, replies given in it
+    conversation: Conversation | None
+
+
+@dataclass
 class Message:
     conversation_id: int
     direction: Direction
@@ -61,7 +75,8 @@ class Message:
     author: str = "texter"  # "texter" | "haven" | "advocate:<user id>" | "system"
     id: int | None = None
     created_at: datetime | None = None
-    # Inbound: Twilio MessageSid. Outbound: Twilio SID once sent (None for TwiML replies).
+    # Inbound: Twilio MessageSid. Outbound: Twilio SID once sent (for a TwiML reply: once
+    # its callback brings it).
     provider_sid: str | None = None
     # in: "received". out: "replied" (inside TwiML), or one of Twilio's delivery statuses
     # (bot.sms.statuses.DELIVERY_RANK: "queued" ... "delivered", "undelivered", "failed").
@@ -69,6 +84,9 @@ class Message:
     error_code: str | None = None
     media_types: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # triage labels of this one message
+    # A reply inside TwiML: Haven's opaque reference, which its <Message action> callback
+    # carries back with the SID Twilio gave it (bot.sms.handlers), so it can be redacted.
+    reply_ref: str | None = None
 
 
 @dataclass
@@ -195,6 +213,16 @@ class Program:
     lines: tuple[str, ...] | None = None
     name_services: bool = False
     created_at: datetime | None = None
+
+
+@dataclass
+class LoginKey:
+    """One login-throttle key's state (bot.dashboard.accounts.LoginThrottle): its counted
+    attempts within the window, oldest first, and its lock-out."""
+
+    times: list[datetime] = field(default_factory=list)
+    locked_until: datetime | None = None
+    locks: int = 0  # lock-outs so far: each one doubles the next
 
 
 class NotFound(LookupError):

@@ -1,7 +1,7 @@
 """One SQL implementation of `Tx` shared by the SQLite and PostgreSQL backends, assembled
 from one mixin per area (bot/store/tx/: texters, conversations, messages, outbox, accounts,
-alarms, operations, resources, advocate tools, programs, abuse), plus the migration files' loader
-and the no-nesting guard.
+alarms, operations, resources, advocate tools, programs, abuse, one inbound message's
+read), plus the migration files' loader and the no-nesting guard.
 
 What is encrypted at rest (bot.crypto, AES-GCM): a texter's phone number and unsafe hours,
 message and note bodies, saved webhook replies, outbox recipients, and one JSON blob per
@@ -26,6 +26,8 @@ from bot.store.tx.advocate_tools import AdvocateToolsTx
 from bot.store.tx.alarms import AlarmTx
 from bot.store.tx.conversations import ConversationTx
 from bot.store.tx.core import Row, utc
+from bot.store.tx.inbound import InboundTx
+from bot.store.tx.logins import LoginTx
 from bot.store.tx.messages import MessageTx
 from bot.store.tx.operations import OperationsTx
 from bot.store.tx.outbox import OutboxTx
@@ -45,12 +47,14 @@ __all__ = [
 
 
 class SqlTx(
+    InboundTx,
     TexterTx,
     ConversationTx,
     MessageTx,
     OutboxTx,
     AbuseTx,
     AccountTx,
+    LoginTx,
     AlarmTx,
     OperationsTx,
     ResourceTx,

@@ -15,7 +15,8 @@ from bot.dashboard.accounts import (
     verify_password,
 )
 from bot.keys import STORE
-from tests.helpers import PASSWORD
+from bot.store.base import Store
+from tests.helpers import PASSWORD, Backend
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 
@@ -66,66 +67,90 @@ async def test_add_user_refuses_a_taken_name(client: TestClient) -> None:
     assert [(u.name, u.role) for u in users] == [("sam", "advocate")]
 
 
-def _fail(throttle: LoginThrottle, name: str, address: str, at: datetime) -> float:
+async def _fail(
+    throttle: LoginThrottle, store: Store, name: str, address: str, at: datetime
+) -> float:
     """One wrong attempt as the login view makes it; the wait it was refused with, or 0."""
-    wait = throttle.begin(name, address, at)
+    wait = await throttle.begin(store, name, address, at)
     if wait == 0:
-        throttle.failed(name, address, at)
+        await throttle.failed(store, name, address, at)
     return wait
 
 
-def test_throttle_locks_an_address_and_name_after_five_failures_and_unlocks_later() -> None:
+# The throttle's policy, on its state in each backend (SQLite and PostgreSQL).
+
+
+async def test_throttle_locks_an_address_and_name_after_five_failures_and_unlocks_later(
+    store: Store,
+) -> None:
     """Five wrong passwords for one name from one address lock that pair; the same name
     from another (clean) address and another name are still checked; the lock runs out."""
     throttle = LoginThrottle(limit=5, lock=timedelta(minutes=1))
     for i in range(5):
-        assert _fail(throttle, "ana", "10.0.0.1", T0 + timedelta(seconds=i)) == 0
-    assert throttle.begin("ana", "10.0.0.1", T0 + timedelta(seconds=6)) > 0
-    assert throttle.begin("ana", "10.0.0.9", T0 + timedelta(seconds=6)) == 0
-    assert throttle.begin("bob", "10.0.0.1", T0 + timedelta(seconds=6)) == 0
-    assert throttle.begin("ana", "10.0.0.1", T0 + timedelta(minutes=2)) == 0
+        assert await _fail(throttle, store, "ana", "10.0.0.1", T0 + timedelta(seconds=i)) == 0
+    later = T0 + timedelta(seconds=6)
+    assert await throttle.begin(store, "ana", "10.0.0.1", later) > 0
+    assert await throttle.begin(store, "ana", "10.0.0.9", later) == 0
+    assert await throttle.begin(store, "bob", "10.0.0.1", later) == 0
+    assert await throttle.begin(store, "ana", "10.0.0.1", T0 + timedelta(minutes=2)) == 0
 
 
-def test_throttle_counts_attempts_before_they_are_checked() -> None:
+async def test_throttle_counts_attempts_before_they_are_checked(store: Store) -> None:
     """Attempts still being checked count: with the limit in flight, the next is refused
     at once; a success refunds its own attempt and clears its pair."""
     throttle = LoginThrottle(limit=3)
-    assert [throttle.begin("ana", "a", T0) for _ in range(3)] == [0, 0, 0]
-    assert throttle.begin("ana", "a", T0) > 0
-    throttle.succeeded("ana", "a")
-    assert throttle.begin("ana", "a", T0) == 0
+    assert [await throttle.begin(store, "ana", "a", T0) for _ in range(3)] == [0, 0, 0]
+    assert await throttle.begin(store, "ana", "a", T0) > 0
+    await throttle.succeeded(store, "ana", "a", T0)
+    assert await throttle.begin(store, "ana", "a", T0) == 0
 
 
-def test_throttle_lock_doubles_on_repeat_lockouts() -> None:
+async def test_throttle_lock_doubles_on_repeat_lockouts(store: Store) -> None:
     """A second lock-out of the same pair lasts twice as long as the first."""
     throttle = LoginThrottle(limit=2, lock=timedelta(minutes=1), name_limit=10)
     for _ in range(2):
-        _fail(throttle, "ana", "a", T0)
-    first = throttle.begin("ana", "a", T0)
+        await _fail(throttle, store, "ana", "a", T0)
+    first = await throttle.begin(store, "ana", "a", T0)
     later = T0 + timedelta(minutes=5)
     for _ in range(2):
-        _fail(throttle, "ana", "a", later)
-    assert throttle.begin("ana", "a", later) == pytest.approx(first * 2)
+        await _fail(throttle, store, "ana", "a", later)
+    assert await throttle.begin(store, "ana", "a", later) == pytest.approx(first * 2)
 
 
-def test_throttle_limits_one_address_spraying_many_names() -> None:
+async def test_throttle_limits_one_address_spraying_many_names(store: Store) -> None:
     """One client trying many names is locked after four times the per-pair limit; another
     address is not."""
     throttle = LoginThrottle(limit=2)
     for i in range(8):
-        assert _fail(throttle, f"user{i}", "10.9.9.9", T0) == 0
-    assert throttle.begin("someone-new", "10.9.9.9", T0) > 0
-    assert throttle.begin("someone-new", "10.1.1.1", T0) == 0
+        assert await _fail(throttle, store, f"user{i}", "10.9.9.9", T0) == 0
+    assert await throttle.begin(store, "someone-new", "10.9.9.9", T0) > 0
+    assert await throttle.begin(store, "someone-new", "10.1.1.1", T0) == 0
 
 
-def test_a_hot_name_refuses_failing_addresses_but_not_clean_ones() -> None:
+async def test_a_hot_name_refuses_failing_addresses_but_not_clean_ones(store: Store) -> None:
     """Past the soft per-name limit, addresses that have been failing are refused for that
     name, one guess each for new addresses, and a clean address is still checked."""
     throttle = LoginThrottle(limit=5, name_limit=4)
     for i in range(4):
-        assert _fail(throttle, "ana", f"10.0.0.{i}", T0) == 0
-    assert throttle.begin("ana", "10.0.0.1", T0) > 0
-    assert _fail(throttle, "ana", "10.0.0.50", T0) == 0
-    assert throttle.begin("ana", "10.0.0.50", T0) > 0
-    assert throttle.begin("ana", "192.168.1.1", T0) == 0
-    assert throttle.begin("ana", "10.0.0.1", T0 + timedelta(minutes=16)) == 0
+        assert await _fail(throttle, store, "ana", f"10.0.0.{i}", T0) == 0
+    assert await throttle.begin(store, "ana", "10.0.0.1", T0) > 0
+    assert await _fail(throttle, store, "ana", "10.0.0.50", T0) == 0
+    assert await throttle.begin(store, "ana", "10.0.0.50", T0) > 0
+    assert await throttle.begin(store, "ana", "192.168.1.1", T0) == 0
+    assert await throttle.begin(store, "ana", "10.0.0.1", T0 + timedelta(minutes=16)) == 0
+
+
+async def test_throttle_state_holds_no_address_or_name_and_is_pruned(
+    store: Store, backend: Backend
+) -> None:
+    """The database keeps keyed hashes only: neither the address nor the name is in it;
+    pruning a day later removes the attempts and the ended lock-outs."""
+    throttle = LoginThrottle(limit=1)
+    await _fail(throttle, store, "ana-the-advocate", "203.0.113.77", T0)
+    raw = await backend.raw_dump()
+    assert b"203.0.113.77" not in raw and b"ana-the-advocate" not in raw
+    async with store.transaction() as tx:
+        assert (
+            await tx.prune_login_throttle(T0 + timedelta(days=1)) == 3
+        )  # the address's and the name's attempts; the pair's lock
+        assert await tx.prune_login_throttle(T0 + timedelta(days=1)) == 0

@@ -129,3 +129,31 @@ async def test_secret_is_encrypted_at_rest(store: Store, backend: Backend) -> No
     async with store.transaction() as tx:
         await tx.set_totp_secret(user.id, None)
         assert await tx.get_totp_secret(user.id) is None
+
+
+async def test_a_code_is_good_once(client: TestClient, second_client: TestClient) -> None:
+    """A code that signed in cannot sign in again, from another browser, within its window
+    (a shoulder-surfed or phished code is spent); nor can an older code after a newer one;
+    the next window's code works."""
+    secret = await _enrolled(client, "sue")
+    totp, now = pyotp.TOTP(secret), time.time()
+    assert await _login(client, "sue", totp.at(now)) == 303
+    assert await _login(second_client, "sue", totp.at(now)) == 401
+    assert await _login(second_client, "sue", totp.at(now - 30)) == 401
+    assert await _login(second_client, "sue", totp.at(now + 30)) == 303
+
+
+async def test_totp_steps_are_used_once_atomically(store: Store) -> None:
+    """The store's record of the last accepted step, on both backends: a step is taken once,
+    an older one never after it, a newer one is; a new secret starts afresh."""
+    user = await add_user_cli(store, "sue", "supervisor", PASSWORD)
+    async with store.transaction() as tx:
+        await tx.set_totp_secret(user.id, pyotp.random_base32())
+    results = []
+    for step in (100, 100, 99, 101):
+        async with store.transaction() as tx:
+            results.append(await tx.use_totp_step(user.id, step))
+    assert results == [True, False, False, True]
+    async with store.transaction() as tx:
+        await tx.set_totp_secret(user.id, pyotp.random_base32())
+        assert await tx.use_totp_step(user.id, 50)

@@ -558,6 +558,29 @@ async def test_many_lookalike_conversations_at_once() -> None:
     assert not hasattr(convs[0], "trigger")  # the conversation stays a plain dataclass
 
 
+async def test_messages_step_the_machine_without_registering_a_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 11: a message, a timer and a staff action each step the shared machine without
+    transitions' add_model/remove_model (they cost more than the step itself). With both
+    made to fail, a whole intake, a nudge and a claim still run, with their usual replies."""
+
+    def refused(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("a model was registered with the machine")
+
+    monkeypatch.setattr(INTAKE.machine, "add_model", refused)
+    monkeypatch.setattr(INTAKE.machine, "remove_model", refused)
+    conv = FlowConversation()
+    assert await send(conv, "hi") == ["welcome"]
+    assert await send(conv, "yes") == ["need_question"]
+    conv.replies.clear()
+    await INTAKE.timer(conv, "nudge", NOW)
+    assert [say.id for say in conv.replies] == ["nudge"]
+    conv.state = "queued"
+    await INTAKE.advocate(conv, "claim")
+    assert conv.state == "with_advocate"
+
+
 # ── The table as data ─────────────────────────────────────────────────────────────────
 def test_broken_table_with_unknown_state_is_rejected() -> None:
     """A transition to a state that does not exist is refused, by the validator and by

@@ -76,6 +76,13 @@ class FakeTwilio:
         """A message a texter sent: Twilio keeps its body too."""
         self.bodies[sid] = body
 
+    def twiml_message(self, body: str) -> str:
+        """A <Message> of a webhook's TwiML answer, which Twilio sends: it keeps the body
+        under a new SID (which it then posts to the <Message>'s action URL)."""
+        sid = "SM" + uuid.uuid4().hex
+        self.bodies[sid] = body
+        return sid
+
     def body_of(self, sid: str) -> str:
         return self.bodies[sid]
 

@@ -341,6 +341,43 @@ async def test_open_conversation_is_the_newest_not_ended(store: Store, crypto: C
             assert await tx.get_open_conversation(texter.id) is None
 
 
+async def test_load_inbound_reads_what_the_engine_needs_in_one_statement(
+    store: Store, crypto: Crypto
+) -> None:
+    """Issue 11: load_inbound gives, in one statement, the reply saved for the MessageSid,
+    the texter, their block flag and reply window, and their newest conversation not
+    ended (as get_open_conversation); an unknown number reads as nothing at all."""
+    phone_hash = crypto.lookup_hash(PHONE)
+    async with store.transaction() as tx:
+        empty = await tx.load_inbound(phone_hash, "SM1")
+    assert (empty.saved_reply, empty.texter, empty.blocked) == (None, None, False)
+    assert (empty.reply_window, empty.conversation) == (None, None)
+
+    texter, first = await seed(store, crypto)
+    other, _ = await seed(store, crypto, "+15550001111")  # someone else's rows stay theirs
+    async with store.transaction() as tx:
+        await tx.save_reply("SM1", '["hello"]', NOW)
+        await tx.block_texter(other.id, None, NOW)
+        await tx.set_reply_window(other.id, at(-3), 7)
+        loaded = await tx.load_inbound(phone_hash, "SM1")
+        assert loaded.saved_reply == '["hello"]'
+        assert loaded.texter == texter and loaded.conversation == first
+        assert (loaded.blocked, loaded.reply_window) == (False, None)
+
+        first.state = "closed"
+        await tx.save_conversation(first)
+        second = await tx.create_conversation(texter.id, "es", at(1))
+        await tx.block_texter(texter.id, None, NOW)
+        await tx.set_reply_window(texter.id, at(-2), 3)
+        loaded = await tx.load_inbound(phone_hash, "SM2")
+        assert loaded.saved_reply is None
+        assert loaded.conversation == second and loaded.texter == texter
+        assert (loaded.blocked, loaded.reply_window) == (True, (at(-2), 3))
+        second.state = "expired"
+        await tx.save_conversation(second)
+        assert (await tx.load_inbound(phone_hash, "SM2")).conversation is None
+
+
 async def test_list_conversations_filters_and_orders(store: Store, crypto: Crypto) -> None:
     """Filtering by states and by holder works; newest activity comes first; limit holds."""
     ids = []
@@ -422,11 +459,13 @@ async def test_concurrent_claims_exactly_one_wins(store: Store, crypto: Crypto) 
             await tx.save_conversation(held)
 
 
+@pytest.mark.parametrize("load", ["get_conversation", "load_inbound"])
 async def test_claim_is_not_lost_to_an_engine_save(
-    backend: Backend, store: Store, crypto: Crypto
+    backend: Backend, store: Store, crypto: Crypto, load: str
 ) -> None:
-    """While an engine transaction holds a loaded conversation, a claim waits for it and
-    then wins on the saved row, so the engine's save cannot wipe the claim out."""
+    """While an engine transaction holds a loaded conversation (loaded alone, or with its
+    texter by load_inbound, as the engine does), a claim waits for it and then wins on the
+    saved row, so the engine's save cannot wipe the claim out."""
     if backend.name != "postgres":
         pytest.skip("SQLite runs one transaction at a time: nothing can interleave")
     texter, c = await seed(store, crypto)
@@ -439,7 +478,12 @@ async def test_claim_is_not_lost_to_an_engine_save(
     admin = await asyncpg.connect(PG_URL)
     try:
         async with store.transaction(lock_key=texter.phone_hash) as tx:
-            loaded = await tx.get_conversation(c.id)
+            if load == "load_inbound":
+                found = (await tx.load_inbound(texter.phone_hash, "SM1")).conversation
+                assert found is not None
+                loaded = found
+            else:
+                loaded = await tx.get_conversation(c.id)
             task = asyncio.create_task(claim())
             for _ in range(10_000):  # until the claim finished or waits on a row lock
                 waiting = await admin.fetchval(
@@ -764,6 +808,38 @@ async def test_concurrent_outbox_claimers_never_share_an_item(store: Store, cryp
 # -- replies, users, notes, audit -----------------------------------------------------------
 
 
+async def test_add_replies_stores_haven_texts_in_order(store: Store, crypto: Crypto) -> None:
+    """add_replies stores Haven's in-response texts after what came before, in the order
+    given, as Haven's, 'replied', readable in the same transaction and after it."""
+    _, conv = await seed(store, crypto)
+    async with store.transaction() as tx:
+        first = await outbound(tx, conv.id, "before")
+        await tx.add_replies(conv.id, [("one", "ref-one"), ("two", None)])
+        await tx.add_replies(conv.id, [])
+        inside = [m.body for m in await tx.list_messages(conv.id)]
+    async with store.transaction() as tx:
+        stored = await tx.list_messages(conv.id)
+    assert inside == [m.body for m in stored] == ["before", "one", "two"]
+    assert stored[0].id == first.id and stored[1].id is not None and stored[2].id is not None
+    assert first.id < stored[1].id < stored[2].id
+    assert {(m.direction, m.author, m.status) for m in stored[1:]} == {("out", "haven", "replied")}
+    assert [m.reply_ref for m in stored[1:]] == ["ref-one", None]
+
+
+async def test_a_held_back_write_that_fails_fails_its_transaction(
+    store: Store, crypto: Crypto
+) -> None:
+    """A write the backend may hold back (a reply for a conversation that does not exist)
+    still fails inside its transaction block (NotFound), and the block's other writes
+    are rolled back with it."""
+    with pytest.raises(NotFound):
+        async with store.transaction() as tx:
+            await tx.save_reply("SMkept?", "[]", NOW)
+            await tx.add_replies(987654, [("to nobody", None)])
+    async with store.transaction() as tx:
+        assert await tx.get_reply("SMkept?") is None
+
+
 async def test_saved_replies_are_idempotent(store: Store) -> None:
     """A reply is remembered per MessageSid and the first one stands."""
     async with store.transaction() as tx:
@@ -772,6 +848,22 @@ async def test_saved_replies_are_idempotent(store: Store) -> None:
         await tx.save_reply("SM1", "<Response>second</Response>", NOW)
         assert await tx.get_reply("SM1") == "<Response>first</Response>"
         assert await tx.get_reply("SM2") is None
+
+
+async def test_users_program_ids_reads_several_staff_at_once(store: Store) -> None:
+    """users_program_ids gives each asked-for staff member's programs in id order, an
+    empty list for one in none, and nothing for those not asked about."""
+    async with store.transaction() as tx:
+        ana = await tx.add_user("ana", "advocate", "h", [], NOW)
+        ben = await tx.add_user("ben", "advocate", "h", [], NOW)
+        cal = await tx.add_user("cal", "advocate", "h", [], NOW)
+        one = await tx.add_program("one", "One", "+15550000001", None, None, False, NOW)
+        two = await tx.add_program("two", "Two", "+15550000002", None, None, False, NOW)
+        await tx.set_user_programs(ana.id, [two.id, one.id])
+        await tx.set_user_programs(cal.id, [two.id])
+        found = await tx.users_program_ids([ana.id, ben.id])
+        assert found == {ana.id: [one.id, two.id], ben.id: []}
+        assert await tx.users_program_ids([]) == {}
 
 
 async def test_users(store: Store) -> None:
@@ -1192,6 +1284,70 @@ async def test_a_cancelled_transaction_leaves_the_store_usable(store: Store) -> 
         await tx.create_texter("h-after", "+15550002222", "en", NOW)
     async with store.transaction() as tx:
         assert await tx.get_texter_by_hash("h-after") is not None
+
+
+REF = "r" * 22  # a TwiML reply's reference, as bot.engine makes them
+
+
+async def _reply(tx: Tx, conversation_id: int, ref: str = REF) -> Message:
+    return await tx.add_message(
+        Message(
+            conversation_id, "out", "we're here", author="haven", status="replied", reply_ref=ref
+        )
+    )
+
+
+async def test_a_twiml_replys_sid_is_recorded_then_redacted_with_its_conversation(
+    store: Store, crypto: Crypto
+) -> None:
+    """The callback's SID lands on the reply with that reference ("recorded"; again:
+    "known", unchanged), and retention erasing the conversation records it for redaction;
+    a reference that names no message ("erased") is due for redaction at once."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        await _reply(tx, c.id)
+        assert await tx.record_reply_sid(REF, "SMreply1") == "recorded"
+        assert await tx.record_reply_sid(REF, "SMreply2") == "known"
+        (m,) = await tx.list_messages(c.id)
+        assert (m.provider_sid, m.reply_ref, m.status) == ("SMreply1", REF, "replied")
+        assert await tx.claim_redactions(NOW) == []
+        c.state, c.closed_at, c.updated_at = "closed", NOW, NOW
+        await tx.save_conversation(c)
+        assert await tx.purge_before(NOW + timedelta(days=1)) == 1
+        assert await tx.claim_redactions(NOW) == [("SMreply1", 1)]
+        assert await tx.record_reply_sid("gone" * 6, "SMlate1") == "erased"
+        assert await tx.claim_redactions(NOW) == [("SMlate1", 1)]
+
+
+async def test_a_reply_sid_recorded_during_an_erasure_is_still_redacted(
+    store: Store, crypto: Crypto
+) -> None:
+    """A callback records a reply's SID while a quick exit erases its conversation at the
+    same moment (PostgreSQL: two connections; the erasure waits for the callback's row):
+    the SID is still recorded for redaction, never lost between the two."""
+    _, c = await seed(store, crypto)
+    async with store.transaction() as tx:
+        await _reply(tx, c.id)
+    recorded, release = asyncio.Event(), asyncio.Event()
+
+    async def callback() -> None:
+        async with store.transaction() as tx:
+            assert await tx.record_reply_sid(REF, "SMduring1") == "recorded"
+            recorded.set()
+            await release.wait()
+
+    async def erase() -> None:
+        async with store.transaction() as tx:
+            await tx.purge_conversation(c.id)
+
+    callback_task = asyncio.create_task(callback())
+    await recorded.wait()
+    erase_task = asyncio.create_task(erase())
+    await asyncio.sleep(0.3)  # the erasure has begun and waits
+    release.set()
+    await asyncio.gather(callback_task, erase_task)
+    async with store.transaction() as tx:
+        assert await tx.claim_redactions(NOW) == [("SMduring1", 1)]
 
 
 async def test_erasure_records_sids_for_redaction_once(store: Store, crypto: Crypto) -> None:

@@ -74,24 +74,24 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", "")).strip()[:64]
     password = str(form.get("password", ""))[:1024]
     code = str(form.get("code", ""))[:16]  # the authenticator code, for enrolled accounts
-    throttle = request.app[THROTTLE]
+    throttle, store = request.app[THROTTLE], request.app[STORE]
     now = utcnow()
     address = client_address(request)
-    # Counted here, before the password is checked and with no await in between: however
-    # many guesses arrive at once, at most the limit are checked.
-    wait = throttle.begin(name, address, now)
+    # Counted here, in the database, before the password is checked: however many guesses
+    # arrive at once, at any number of processes, at most the limit are checked.
+    wait = await throttle.begin(store, name, address, now)
     if wait > 0:
         return await _refused(request, wait, "Too many attempts. Try again shortly.")
     try:
-        user = await accounts.authenticate(request.app[STORE], name, password, code)
+        user = await accounts.authenticate(store, name, password, code)
     except accounts.HasherBusy:
-        throttle.failed(name, address, now)
+        await throttle.failed(store, name, address, now)
         return await _refused(request, 5, "Too many sign-ins at once. Try again shortly.")
     if user is None:
-        throttle.failed(name, address, now)
+        await throttle.failed(store, name, address, now)
         context = await base_context(request, error="Wrong name, password or code.")
         return aiohttp_jinja2.render_template("login.html", request, context, status=401)
-    throttle.succeeded(name, address)
+    await throttle.succeeded(store, name, address, now)
     await start_session(request, user)
     async with request.app[STORE].transaction() as tx:
         fresh = await tx.get_user(user.id)

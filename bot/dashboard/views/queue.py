@@ -55,7 +55,7 @@ async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
     entries = [
         e for e in await queue.snapshot(store, now, settings) if where.covers(e.conversation)
     ]
-    async with store.transaction() as tx:
+    async with store.reading() as tx:  # the page never waits behind a webhook
         held = await tx.list_conversations(states=list(queue.HELD_STATES))
         mine: list[dict[str, Any]] = []
         offers: list[dict[str, Any]] = []

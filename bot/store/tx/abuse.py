@@ -40,7 +40,7 @@ class AbuseTx(AccountTx):
 
     async def set_reply_window(self, texter_id: int, started_at: datetime, replies: int) -> None:
         check(replies >= 0, "replies cannot be negative")
-        await self._execute(
+        await self._execute_later(
             "INSERT INTO reply_windows (texter_id, started_at, replies) VALUES (?, ?, ?)"
             " ON CONFLICT (texter_id) DO UPDATE"
             " SET started_at = excluded.started_at, replies = excluded.replies",

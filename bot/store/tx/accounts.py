@@ -1,5 +1,5 @@
 """Staff accounts and the audit trail. Sessions are cookies checked against a user's
-session epoch (a field of User); login throttling lives in the dashboard's memory."""
+session epoch (a field of User); login throttling is in bot/store/tx/logins.py."""
 
 from __future__ import annotations
 
@@ -99,9 +99,24 @@ class AccountTx(SqlTxBase):
     # -- the optional TOTP second factor: the secret is encrypted at rest ------------------
     async def set_totp_secret(self, user_id: int, secret: str | None) -> None:
         blob = None if secret is None else self._enc(secret)
-        n = await self._execute("UPDATE users SET totp_secret_enc = ? WHERE id = ?", blob, user_id)
+        n = await self._execute(
+            "UPDATE users SET totp_secret_enc = ?, totp_last_step = NULL WHERE id = ?",
+            blob,
+            user_id,
+        )
         if n == 0:
             raise NotFound(f"no user {user_id}")
+
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        # One conditional UPDATE: of two sign-ins with the same code, one changes the row.
+        n = await self._execute(
+            "UPDATE users SET totp_last_step = ? WHERE id = ?"
+            " AND (totp_last_step IS NULL OR totp_last_step < ?)",
+            step,
+            user_id,
+            step,
+        )
+        return n == 1
 
     async def get_totp_secret(self, user_id: int) -> str | None:
         r = await self._one("SELECT totp_secret_enc FROM users WHERE id = ?", user_id)

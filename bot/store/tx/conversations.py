@@ -85,8 +85,7 @@ class ConversationTx(SqlTxBase):
         self, texter_id: int, language: str, now: datetime
     ) -> Conversation:
         check_language(language)
-        await self._require("texters", texter_id)
-        at = self._at(now)
+        at = self._at(now)  # an unknown texter: the foreign key refuses it (NotFound)
         r = await self._returning(
             "INSERT INTO conversations (texter_id, state, language, priority, created_at,"
             " updated_at) VALUES (?, ?, ?, 4, ?, ?) RETURNING *",
@@ -141,10 +140,9 @@ class ConversationTx(SqlTxBase):
 
     async def purge_conversation(self, conversation_id: int) -> None:
         await self._require("conversations", conversation_id)
-        await self._delete_replies_of("c.id = ?", conversation_id)
         # Deleting the messages also drops their outbox items: nothing queued is sent
         # after a quick exit (enqueue anything meant to go out after calling this).
-        await self._execute("DELETE FROM messages WHERE conversation_id = ?", conversation_id)
+        await self._erase_messages_of("c.id = ?", conversation_id)
         await self._execute("DELETE FROM notes WHERE conversation_id = ?", conversation_id)
         # The conversation has ended: nothing about it is left for staff to be alarmed by.
         await self._execute("DELETE FROM alarms WHERE conversation_id = ?", conversation_id)

@@ -61,6 +61,17 @@ class SqlTxBase(Tx):
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it changed."""
 
+    async def _execute_later(self, sql: str, *args: Any) -> None:
+        """A write whose result nobody needs (no row count, no RETURNING). A backend may
+        hold it back and send it with the transaction's next statement (SQLite: in the
+        same thread hop) or at its end; an error it raises surfaces there, still inside
+        the transaction. Here: at once."""
+        await self._execute(sql, *args)
+
+    async def flush_writes(self) -> None:
+        """Send the writes held back by `_execute_later` (the backends' transaction blocks
+        call this before committing)."""
+
     @abc.abstractmethod
     def _ts(self, value: datetime) -> Any:
         """A UTC datetime as this driver stores it."""
@@ -74,6 +85,10 @@ class SqlTxBase(Tx):
 
     async def _lock_sid(self, provider_sid: str) -> None:
         """Hook: PostgreSQL makes a callback and the recording of its SID take turns."""
+
+    async def _lock_names(self, names: list[str]) -> None:
+        """Hook: PostgreSQL holds these names (advisory locks, in the order given) until the
+        transaction ends; SQLite's BEGIN IMMEDIATE already serialises every writer."""
 
     def _guard(self) -> None:
         if self.closed:
@@ -110,34 +125,38 @@ class SqlTxBase(Tx):
         if await self._one(f"SELECT 1 FROM {table} WHERE id = ?", record_id) is None:
             raise NotFound(f"no {table[:-1]} {record_id}")
 
-    async def _delete_replies_of(self, where: str, *args: Any) -> None:
-        """Saved webhook replies answer inbound messages; erasing a conversation (DELETE,
-        quick exit, retention) erases them too, found by the messages' SIDs. `where` is a
-        condition on conversations `c`, written in this package.
+    async def _record_redaction(self, provider_sid: str) -> None:
+        """Ask the outbox to redact this message at Twilio, at once (whatever clock the worker
+        keeps). One VALUES insert per SID, so both dialects type the timestamps from the
+        columns. Texts that never reached Twilio (the console sender, `chat`) are left out."""
+        if provider_sid.startswith(("SMconsole", "SMchat")):
+            return
+        await self._execute(
+            "INSERT INTO redactions (provider_sid, next_attempt_at, status, created_at)"
+            " VALUES (?, ?, 'pending', ?) ON CONFLICT (provider_sid) DO NOTHING",
+            provider_sid,
+            self._at(datetime(2000, 1, 1, tzinfo=UTC)),
+            self._at(datetime.now(UTC)),
+        )
 
-        Twilio keeps every message's body too: before the messages go, their SIDs are
-        recorded for the outbox to redact at Twilio (texts that never reached Twilio, from
-        the console sender or `chat`, are left out)."""
-        # Due at once, whatever clock the worker keeps. One VALUES insert per SID, so both
-        # dialects type the timestamps from the columns.
-        due, at = self._at(datetime(2000, 1, 1, tzinfo=UTC)), self._at(datetime.now(UTC))
-        for r in await self._fetch(
-            "SELECT DISTINCT m.provider_sid FROM messages m"
-            " JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE m.provider_sid IS NOT NULL AND m.provider_sid NOT LIKE 'SMconsole%'"
-            f" AND m.provider_sid NOT LIKE 'SMchat%' AND {where}",
-            *args,
-        ):
-            await self._execute(
-                "INSERT INTO redactions (provider_sid, next_attempt_at, status, created_at)"
-                " VALUES (?, ?, 'pending', ?) ON CONFLICT (provider_sid) DO NOTHING",
-                r["provider_sid"],
-                due,
-                at,
-            )
+    async def _erase_messages_of(self, where: str, *args: Any) -> None:
+        """Erase the messages of the conversations matching `where` (a condition on
+        conversations `c`, written in this package), with the saved webhook replies that
+        answered them (DELETE, quick exit, retention), found by the inbound SIDs.
+
+        Twilio keeps every message's body too: each deleted message's SID is recorded for
+        the outbox to redact at Twilio. The SIDs come from the DELETE itself, so a TwiML
+        reply's SID written meanwhile by its callback (record_reply_sid) is never missed."""
         await self._execute(
             "DELETE FROM replies WHERE message_sid IN (SELECT m.provider_sid FROM messages m"
             " JOIN conversations c ON c.id = m.conversation_id"
             f" WHERE m.direction = 'in' AND m.provider_sid IS NOT NULL AND {where})",
             *args,
         )
+        deleted = await self._fetch(
+            "DELETE FROM messages WHERE conversation_id IN"
+            f" (SELECT c.id FROM conversations c WHERE {where}) RETURNING provider_sid",
+            *args,
+        )
+        for sid in sorted({r["provider_sid"] for r in deleted if r["provider_sid"]}):
+            await self._record_redaction(sid)

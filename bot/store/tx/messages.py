@@ -6,10 +6,11 @@ status forward, and a callback that arrives before its SID is known waits in
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK, UNCERTAIN
-from bot.store.base import Message, NotFound
+from bot.store.base import Message, NotFound, ReplySid
 from bot.store.tx.core import Row, SqlTxBase, check, utc
 
 # Haven's own: "received" (inbound), "replied" (sent inside the webhook's TwiML).
@@ -36,18 +37,19 @@ class MessageTx(SqlTxBase):
             error_code=r["error_code"],
             media_types=json.loads(r["media_types"]),
             labels=json.loads(r["labels"]),
+            reply_ref=r["reply_ref"],
         )
 
     async def add_message(self, message: Message) -> Message:
         m = message
         check(m.direction in ("in", "out"), "direction must be 'in' or 'out'")
         check(m.status in MESSAGE_STATUSES, f"unknown message status {m.status!r}")
-        await self._require("conversations", m.conversation_id)
+        # No look-up first: the foreign key refuses an unknown conversation (NotFound).
         created = utc(m.created_at) if m.created_at is not None else datetime.now(UTC)
         r = await self._returning(
             "INSERT INTO messages (conversation_id, direction, author, body_enc, created_at,"
-            " provider_sid, status, error_code, media_types, labels)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " provider_sid, status, error_code, media_types, labels, reply_ref)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             m.conversation_id,
             m.direction,
             m.author,
@@ -58,10 +60,27 @@ class MessageTx(SqlTxBase):
             m.error_code,
             json.dumps(list(m.media_types)),
             json.dumps(list(m.labels)),
+            m.reply_ref,
         )
         m.id = r["id"]
         m.created_at = created
         return m
+
+    async def add_replies(
+        self, conversation_id: int, replies: Sequence[tuple[str, str | None]]
+    ) -> None:
+        created = self._ts(datetime.now(UTC))
+        for text, ref in replies:  # in order: ids rise in the order they were said
+            await self._execute_later(
+                "INSERT INTO messages (conversation_id, direction, author, body_enc,"
+                " created_at, provider_sid, status, error_code, media_types, labels,"
+                " reply_ref) VALUES (?, 'out', 'haven', ?, ?, NULL, 'replied', NULL, '[]',"
+                " '[]', ?)",
+                conversation_id,
+                self._enc(text),
+                created,
+                ref,
+            )
 
     async def list_messages(self, conversation_id: int) -> list[Message]:
         rows = await self._fetch(
@@ -137,3 +156,22 @@ class MessageTx(SqlTxBase):
             )
             return None
         return self._message(r)
+
+    async def record_reply_sid(self, reply_ref: str, provider_sid: str) -> ReplySid:
+        check(bool(reply_ref) and bool(provider_sid), "reply_ref and provider_sid are required")
+        # On PostgreSQL an erasure deletes the messages with DELETE ... RETURNING (core.py), so
+        # this UPDATE and that DELETE take turns on the row: either the SID is written first
+        # and the erasure returns it, or the row is gone and the SID is redacted here.
+        if await self._execute(
+            "UPDATE messages SET provider_sid = ? WHERE reply_ref = ? AND direction = 'out'"
+            " AND provider_sid IS NULL",
+            provider_sid,
+            reply_ref,
+        ):
+            return "recorded"
+        if await self._one("SELECT 1 FROM messages WHERE reply_ref = ?", reply_ref) is not None:
+            return "known"  # a repeated callback (or a second copy Twilio sent: kept apart)
+        # Erased already (EXIT, DELETE, retention), or the reply to an EXIT or DELETE, which
+        # is never stored: Twilio's copy is redacted at once, through the outbox.
+        await self._record_redaction(provider_sid)
+        return "erased"

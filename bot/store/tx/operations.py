@@ -59,7 +59,7 @@ class OperationsTx(SqlTxBase):
     async def save_reply(self, message_sid: str, body: str, now: datetime) -> None:
         check(bool(message_sid), "message_sid is required")
         # The first answer stands: a duplicate webhook must get the same response.
-        await self._execute(
+        await self._execute_later(
             "INSERT INTO replies (message_sid, body_enc, created_at) VALUES (?, ?, ?)"
             " ON CONFLICT (message_sid) DO NOTHING",
             message_sid,
@@ -71,7 +71,7 @@ class OperationsTx(SqlTxBase):
     async def purge_before(self, cutoff: datetime) -> int:
         at = self._at(cutoff)
         args = (at, at, at, at)
-        await self._delete_replies_of(_IDLE_BEFORE, *args)
+        await self._erase_messages_of(_IDLE_BEFORE, *args)
         # Messages, outbox items, notes, alarms and referrals go by ON DELETE CASCADE.
         removed = await self._execute(
             "DELETE FROM conversations WHERE id IN"

@@ -91,7 +91,7 @@ class TexterTx(SqlTxBase):
 
     async def delete_texter(self, texter_id: int) -> None:
         await self._require("texters", texter_id)
-        await self._delete_replies_of("c.texter_id = ?", texter_id)
+        await self._erase_messages_of("c.texter_id = ?", texter_id)
         # Conversations, and with them messages, outbox items, notes and alarms, go by
         # ON DELETE CASCADE (SQLite: foreign_keys is on for every connection).
         await self._execute("DELETE FROM texters WHERE id = ?", texter_id)
