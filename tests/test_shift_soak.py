@@ -98,7 +98,8 @@ def test_the_danger_texts_are_read_as_danger() -> None:
     for language in ("en", "es"):
         assert all(triage(t).danger for t in DANGER[language])
         others = TRAFFICKING[language] + ABUSE[language] + CHATTER[language]
-        assert not any(triage(t).danger for t in others)
+        others += [text for opening in OPENING[language] for text in opening]
+        assert not any(triage(t).danger for t in others), [t for t in others if triage(t).danger]
 
 
 async def test_an_hour_of_mixed_traffic_keeps_every_rule(engine: Engine) -> None:
@@ -226,6 +227,9 @@ async def test_an_hour_of_mixed_traffic_keeps_every_rule(engine: Engine) -> None
             ]
             assert sorted(m.body for m in stored) == sorted(texter.script), texter.number
     # The shift was the mix it claims: danger answered, people taken, staff moving.
-    assert counts["danger_replies"] >= 15 and counts["takes"] >= 25, counts
+    # The seeded draw sends 14 danger-pool texts; the floor leaves room for a couple held by
+    # an advocate. (It was 15 while triage misread the opening "i have a question" as
+    # suicide, which the check above now refuses.)
+    assert counts["danger_replies"] >= 12 and counts["takes"] >= 25, counts
     assert counts["staff_moves"] >= 100, counts
     assert {conv_priority for conv_priority in priority_seen.values()} >= {1, 2, 3}

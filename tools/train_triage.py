@@ -26,11 +26,15 @@ from typing import Any
 
 from bot.triage.model import MODEL_PATH, Model, features
 from bot.triage.pipeline import feature_input
-from bot.triage.verdict import LABELS
+from bot.triage.verdict import DANGER, LABELS
 
 # Weak regularisation, solved to convergence: fits our examples; on the cross-writer runs
 # it generalised as well as C=30 with fewer false alarms (issue 9).
 C = 100.0
+# A cue word for a danger label: in at least CUE_LEAST of its texts, and that label in at
+# least CUE_SHARE of the texts with the word (see cue_words).
+CUE_LEAST = 3
+CUE_SHARE = 0.4
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -60,7 +64,29 @@ def fit(examples: Iterable[dict[str, Any]], c: float = C) -> Model:
         for i, name in enumerate(names)
         if any(abs(col[i]) >= 1e-4 for col in coefs)
     }
-    return Model(tuple(bias), weights)
+    return Model(tuple(bias), weights, cues=cue_words(rows))
+
+
+def cue_words(
+    rows: Sequence[dict[str, Any]], least: int = CUE_LEAST, share: float = CUE_SHARE
+) -> dict[str, frozenset[str]]:
+    """Per danger label, the normalised words found in at least `least` of its texts and
+    with that label in at least `share` of all texts that have them (add-one smoothed):
+    "pills", "bridge", "matarme", "cuchillo"; never "it", "long", "here" or "tarda"."""
+    texts: dict[str, int] = {}
+    labelled: dict[str, dict[str, int]] = {label: {} for label in DANGER}
+    for row in rows:
+        present = set(feature_input(row["text"])[0])
+        for word in present:
+            texts[word] = texts.get(word, 0) + 1
+            for label in DANGER & set(row["labels"]):
+                labelled[label][word] = labelled[label].get(word, 0) + 1
+    return {
+        label: frozenset(
+            w for w, n in counts.items() if n >= least and (n + 1) / (texts[w] + 2) >= share
+        )
+        for label, counts in sorted(labelled.items())
+    }
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -73,8 +99,11 @@ def writer_sets(repo: Path = REPO) -> list[Path]:
 
 
 def base_examples(repo: Path = REPO) -> list[dict[str, Any]]:
-    """Our own examples plus the shared ones (../shared beside the repository)."""
+    """Our own examples, the everyday hard negatives (waiting, thanks, greetings, logistics,
+    intake answers: texts with no label that the model had read as suicide) and the shared
+    ones (../shared beside the repository)."""
     rows = _rows(repo / "tests" / "triage_examples.jsonl")
+    rows += _rows(repo / "tests" / "triage" / "everyday_negatives.jsonl")
     shared = repo.parent / "shared" / "triage" / "examples.jsonl"
     if shared.is_file():
         rows += _rows(shared)
@@ -106,6 +135,60 @@ def cross_writer(c: float = C) -> str:
     return "\n".join(out)
 
 
+def guarded_texts(repo: Path = REPO) -> set[str]:
+    """Texts training must never see: the held-out and blind sets'. Read only to keep
+    them out of a new writer's set (add_writer_set prints counts, never a text)."""
+    paths = [repo / "tests" / "triage_held_out.jsonl"]
+    paths += sorted((repo / "tests" / "triage" / "blind").glob("*.jsonl"))
+    return {row["text"] for path in paths if path.is_file() for row in _rows(path)}
+
+
+def add_writer_set(source: Path, target: Path, repo: Path = REPO) -> dict[str, int]:
+    """Copy an independent writer's JSONL into tests/triage/data: each row checked (text,
+    labels and allow drawn from LABELS; "spanglish" or a missing lang becomes the detected
+    language), and a text dropped when it repeats one already trained on, one earlier in
+    the set, or one in a held-out or blind set. Returns the counts."""
+    from bot.triage.normalise import detect_language
+
+    trained = {row["text"] for row in training_examples(repo)}
+    if target.exists():
+        trained -= {row["text"] for row in _rows(target)}
+    guarded = guarded_texts(repo)
+    counts = {"kept": 0, "invalid": 0, "trained": 0, "repeated": 0, "guarded": 0}
+    kept: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for line in source.read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, labels, allow = row["text"], row["labels"], row.get("allow", [])
+            valid = isinstance(text, str) and text.strip() != ""
+            valid = valid and set(labels) <= set(LABELS) and set(allow) <= set(LABELS)
+        except (ValueError, KeyError, TypeError):
+            valid = False
+        if not valid:
+            counts["invalid"] += 1
+            continue
+        lang = row.get("lang")
+        lang = lang if lang in ("en", "es") else detect_language(text)
+        why = (
+            "guarded"
+            if text in guarded
+            else "trained"
+            if text in trained
+            else "repeated"
+            if text in seen
+            else "kept"
+        )
+        counts[why] += 1
+        if why == "kept":
+            seen.add(text)
+            kept.append({"text": text, "lang": lang, "labels": labels, "allow": allow})
+    target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), "utf-8")
+    return counts
+
+
 def save(model: Model, path: Path = MODEL_PATH) -> None:
     """Write the weights beside the old file, then swap: a failed write keeps the old one."""
     partial = path.with_name(path.name + ".partial")
@@ -119,8 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args == ["--cross"]:
         print(cross_writer())
         return 0
+    if len(args) == 3 and args[0] == "--add":
+        print(add_writer_set(Path(args[1]), Path(args[2])))
+        return 0
     if args not in ([], ["train"]):  # "train" as the old `python -m bot.triage_model train`
-        print("usage: python -m tools.train_triage [--cross]", file=sys.stderr)
+        usage = "usage: python -m tools.train_triage [--cross | --add SOURCE TARGET]"
+        print(usage, file=sys.stderr)
         return 2
     rows = training_examples()
     # Features never consult the current model (it loads lazily, and only triage() asks),

@@ -65,6 +65,12 @@ class Model:
     bias: tuple[float, ...]  # per label, in LABELS order
     weights: dict[str, tuple[float, ...]]  # feature -> per-label weight
     thresholds: tuple[float, ...] = THRESHOLDS
+    # Per label, the words that support it ("pills", "matarme", "knife"): words seen mostly
+    # in texts with that label (tools/train_triage.py picks them). bot.triage.pipeline
+    # lets the model add a danger label only where one of its words is present, so a
+    # vote carried by letter grams of function words ("how long will it take") is no 988.
+    # Empty: no such check (a weights file from before cues).
+    cues: dict[str, frozenset[str]] = field(default_factory=dict)
     # Letter-gram rows keyed without their "c:", so the hot path builds no string per gram
     # (the same row tuples as `weights`, shared).
     _by_gram: dict[str, tuple[float, ...]] = field(init=False, repr=False, compare=False)
@@ -120,6 +126,7 @@ class Model:
             "thresholds": list(self.thresholds),
             "bias": [round(b, 5) for b in self.bias],
             "weights": {k: [round(w, 5) for w in v] for k, v in sorted(self.weights.items())},
+            "cues": {label: sorted(words) for label, words in sorted(self.cues.items())},
         }
 
 
@@ -135,13 +142,16 @@ def load_model(path: Path = MODEL_PATH) -> Model:
         bias = tuple(float(b) for b in data["bias"])
         weights = {str(k): tuple(map(float, v)) for k, v in data["weights"].items()}
         thresholds = tuple(float(t) for t in data["thresholds"])
+        cues = {str(k): frozenset(map(str, v)) for k, v in data.get("cues", {}).items()}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path.name}: malformed ({exc})") from exc
     if len(bias) != len(LABELS) or any(len(v) != len(LABELS) for v in weights.values()):
         raise ModelError(f"{path.name}: every row needs {len(LABELS)} weights")
     if len(thresholds) != len(LABELS) or not all(0.0 < t < 1.0 for t in thresholds):
         raise ModelError(f"{path.name}: one threshold per label, each between 0 and 1")
-    return Model(bias, weights, thresholds)
+    if not set(cues) <= set(LABELS):
+        raise ModelError(f"{path.name}: cues only for {list(LABELS)}")
+    return Model(bias, weights, thresholds, cues)
 
 
 @cache

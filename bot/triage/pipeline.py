@@ -17,6 +17,15 @@ from bot.triage.verdict import DANGER, Triage, priority_for
 from bot.vocabulary import LANGUAGES
 
 _MODEL_VETOES = ("negated", "past", "hypothetical")  # qualifiers the model cannot read
+# A model-only danger label needs one cue word of these labels in the text (model.cues).
+_SUPPORT = {"emergency": ("emergency", "suicide"), "suicide": ("suicide", "emergency")}
+# Only on short texts, where each feature weighs most (the features are L2-normalised) and a
+# few function words can carry a vote; on longer ones the check cost recall in the
+# cross-writer runs and bought nothing.
+CUE_MAX_WORDS = 8
+# A rule's own danger reading ("context:abuser_present" in "i cant talk hes here") is
+# lexical support as good as a cue word.
+_RULE_SUPPORT = frozenset({"context", "emergency", "suicide"})
 MODEL_MIN_WORDS = 3
 # near_danger: the model's emergency or suicide probability at least this share of its
 # threshold, though under it. Chosen with the cross-writer runs (tools.train_triage
@@ -65,6 +74,8 @@ def _model_reading(
         return set(), False  # a word or two ("START", "ok") is the rules' and keywords' to read
     probabilities = model.probabilities_of(words, folded)
     found = {lab for lab, bar in model.bars if probabilities[lab] >= bar}
+    if not any(s.split(":")[0] in _RULE_SUPPORT for s in signals):
+        found -= _unsupported(model, found, words)
     near = any(
         NEAR_BAND * bar <= probabilities[lab] < bar for lab, bar in model.bars if lab in DANGER
     )
@@ -77,6 +88,21 @@ def _model_reading(
         vetoed.add("emergency")
     added = found - vetoed
     return added, near
+
+
+def _unsupported(model: Model, found: set[str], words: list[str]) -> set[str]:
+    """The danger labels the model voted for on a short text with no cue word of danger
+    and no rule's danger reading: letter grams and function words alone ("how long will it
+    take", "im still here", "cuanto se tarda") are no evidence, however the weights add
+    up."""
+    if not model.cues or len(words) > CUE_MAX_WORDS:
+        return set()
+    present = frozenset(words)
+    return {
+        lab
+        for lab in found & DANGER
+        if all(model.cues.get(other, present).isdisjoint(present) for other in _SUPPORT[lab])
+    }
 
 
 def read(text: str, model: Model | None, language: str | None = None) -> Triage:
