@@ -600,17 +600,17 @@ async def test_no_one_soon_and_a_zip_gives_the_nearest_24_hour_service(
 async def test_close_to_danger_asks_once_whether_they_are_in_danger(
     client: TestClient, text: Text
 ) -> None:
-    """A message just under the danger threshold ("he's outside") gets, with the flow's
+    """A message just under the danger threshold ("he keeps driving by") gets, with the flow's
     reply, one plain question: are you in danger right now? 911. Asked once a conversation;
     never while an advocate holds it."""
     from bot import triage as triage_module
 
-    verdict = triage_module.triage("he's outside")
+    verdict = triage_module.triage("he keeps driving by")
     assert verdict.near_danger and not verdict.danger
-    first = await text("he's outside")
+    first = await text("he keeps driving by")
     assert first[0].startswith("Are you in danger right now?") and "911" in first[0]
     assert any("safe for you to text" in t for t in first)  # the welcome still comes
-    again = joined(await text("he's outside"))
+    again = joined(await text("he keeps driving by"))
     assert "Are you in danger right now?" not in again
 
 

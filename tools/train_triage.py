@@ -136,11 +136,15 @@ def cross_writer(c: float = C) -> str:
 
 
 def guarded_texts(repo: Path = REPO) -> set[str]:
-    """Texts training must never see: the held-out and blind sets'. Read only to keep
-    them out of a new writer's set (add_writer_set prints counts, never a text)."""
+    """Texts training must never see: the held-out and blind sets', and the everyday texts
+    tests/triage/test_everyday.py judges generalisation with. Read only to keep them out of
+    a new writer's set (add_writer_set prints counts, never a text)."""
+    from tests.triage.test_everyday import EVERYDAY
+
     paths = [repo / "tests" / "triage_held_out.jsonl"]
     paths += sorted((repo / "tests" / "triage" / "blind").glob("*.jsonl"))
-    return {row["text"] for path in paths if path.is_file() for row in _rows(path)}
+    blind = {row["text"] for path in paths if path.is_file() for row in _rows(path)}
+    return blind | set(EVERYDAY)
 
 
 def add_writer_set(source: Path, target: Path, repo: Path = REPO) -> dict[str, int]:

@@ -173,7 +173,9 @@ def test_signals_say_why(text: str, signal: str) -> None:
         ("no quiero morir", set(), set()),
         ("my sister's boyfriend took her passport", {"trafficking"}, set()),
         ("my friend wants to kill herself", {"suicide"}, set()),
-        ("he says he'll kill himself if I leave", {"abuse"}, set()),
+        # A partner's threat to kill himself: coercion, and his own suicidal words, which the
+        # product accepts as suicide (issue 9: third parties' suicidal thoughts).
+        ("he says he'll kill himself if I leave", {"abuse"}, {"suicide"}),
         ("mi esposo is hitting me", {"emergency"}, {"abuse"}),
     ],
 )
