@@ -321,6 +321,10 @@ BLIND_FLOORS = {
         {"emergency": 0.91, "suicide": 0.85, "trafficking": 0.94, "abuse": 0.90},
         {"emergency": 0.065, "suicide": 0.04, "trafficking": 0.035, "abuse": 0.085},
     ),
+    "2026-12-02-writer-d.jsonl": (
+        {"emergency": 0.95, "suicide": 0.93, "trafficking": 0.96, "abuse": 0.94},
+        {"emergency": 0.055, "suicide": 0.04, "trafficking": 0.03, "abuse": 0.115},
+    ),
 }
 
 
