@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -78,8 +79,9 @@ def telling_words(messages: list[Message]) -> str:
         found = [m for m in said if wanted(m)]
         if found:
             return found[-1].body
-    own = [m.body for m in said if not _just_an_answer(m.body)]
-    return max(own, key=len, default="")
+    # The longest first (ties: the earliest, as max() would pick): usually one is checked.
+    by_length = sorted(range(len(said)), key=lambda i: -len(said[i].body))
+    return next((said[i].body for i in by_length if not _just_an_answer(said[i].body)), "")
 
 
 def _just_an_answer(body: str) -> bool:
@@ -178,26 +180,47 @@ async def position_and_wait(
 
 
 async def snapshot(store: Store, now: datetime, settings: Settings) -> list[QueueEntry]:
+    """Everyone waiting, in queue order."""
+    return (await page(store, now, settings))[0]
+
+
+async def page(
+    store: Store,
+    now: datetime,
+    settings: Settings,
+    keep: Callable[[Conversation], bool] | None = None,
+    limit: int | None = None,
+) -> tuple[list[QueueEntry], int]:
+    """The top `limit` of those waiting that `keep` allows (all when None), in queue order,
+    and how many wait in all: texters and words are read, in one read each, only for the
+    entries returned."""
     async with store.reading() as tx:  # never waits behind (or holds up) a webhook
         queue = ordered(
             await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
         )
-        entries = []
-        for conv in queue:
-            texter = await tx.get_texter(conv.texter_id)
-            first = telling_words(await tx.list_messages(conv.id))
-            assert conv.queued_at is not None
-            entries.append(
-                QueueEntry(
-                    conversation=conv,
-                    texter_alias=texter.alias,
-                    masked=mask_number(texter.phone),
-                    priority=effective_priority(conv, now, settings),
-                    waiting_s=int((now - conv.queued_at).total_seconds()),
-                    first_words=first[:60],
-                    safe_to_text=texter.safe_to_text,
-                    labels=list(conv.labels),
-                    training=is_role_play(texter),
-                )
+        if keep is not None:
+            queue = [c for c in queue if keep(c)]
+        shown = queue if limit is None else queue[:limit]
+        texters = await tx.get_texters([c.texter_id for c in shown])
+        said = await tx.inbound_messages([c.id for c in shown])
+    entries = []
+    for conv in shown:
+        texter = texters.get(conv.texter_id)
+        if texter is None:
+            continue  # erased a moment ago
+        first = telling_words(said.get(conv.id, []))
+        assert conv.queued_at is not None
+        entries.append(
+            QueueEntry(
+                conversation=conv,
+                texter_alias=texter.alias,
+                masked=mask_number(texter.phone),
+                priority=effective_priority(conv, now, settings),
+                waiting_s=int((now - conv.queued_at).total_seconds()),
+                first_words=first[:60],
+                safe_to_text=texter.safe_to_text,
+                labels=list(conv.labels),
+                training=is_role_play(texter),
             )
-        return entries
+        )
+    return entries, len(queue)
