@@ -123,15 +123,33 @@ async def may_see(store: Store, user: User, event: Event) -> bool:
 
 
 async def who_sees(store: Store, users: Sequence[User], event: Event) -> list[bool]:
-    """`sees` for each of several users (one per open screen), from one read of the event's
-    conversation and of all their programs: the cost of an event does not grow with the
-    number of screens in store work."""
-    if event.kind in PUBLIC_KINDS:
-        return [True] * len(users)
+    """`sees` for each of several users (one per open screen)."""
+    return (await who_sees_each(store, users, [event]))[0]
+
+
+async def who_sees_each(
+    store: Store, users: Sequence[User], events: Sequence[Event]
+) -> list[list[bool]]:
+    """`sees` for each event and each of several users (one per open screen), from one
+    read: every user's programs once, and each named conversation once. The store work
+    for a batch of events does not grow with the number of screens."""
+    if all(e.kind in PUBLIC_KINDS for e in events):
+        return [[True] * len(users) for _ in events]
+    facts: dict[int, EventFacts] = {}
     async with store.reading() as tx:
-        facts = await event_facts(tx, event)
         scopes = await programs.scopes_of(tx, list({u.id: u for u in users}.values()))
-    return [sees(u, scopes[u.id], event, facts) for u in users]
+        for event in events:
+            cid = event.data.get("conversation_id")
+            if event.kind not in PUBLIC_KINDS and isinstance(cid, int) and cid not in facts:
+                facts[cid] = await event_facts(tx, event)
+    none = EventFacts()
+    return [
+        [
+            sees(u, scopes[u.id], e, facts.get(e.data.get("conversation_id"), none))  # type: ignore[arg-type]
+            for u in users
+        ]
+        for e in events
+    ]
 
 
 async def in_scope(store: Store, user: User) -> programs.Scope:

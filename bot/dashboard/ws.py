@@ -19,7 +19,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from bot import alarms
-from bot.dashboard.access import who_sees
+from bot.dashboard.access import who_sees_each
 from bot.dashboard.security import ANY_STAFF, current_user, require_role, user_of
 from bot.events import RESYNC, Event
 from bot.keys import EVENTS, STORE
@@ -27,6 +27,7 @@ from bot.store.base import User
 
 HEARTBEAT = 25.0
 RECHECK_EVERY = 60.0  # seconds between re-reads of the account (deactivation ends the socket)
+BATCH = 200  # events judged together (one store read) when they pile up
 SCREEN_BACKLOG = 1000  # texts waiting for one socket before it is told to resync
 RESYNC_TEXT = Event(RESYNC).to_json()
 SCREENS: web.AppKey[Screens] = web.AppKey("screens")
@@ -80,35 +81,42 @@ class Screens:
         async with self._app[EVENTS].subscribe() as inbox:
             ready.set_result(None)
             while True:
-                event = await inbox.get()
+                batch = [await inbox.get()]
+                while not inbox.empty() and len(batch) < BATCH:  # what piled up meanwhile
+                    batch.append(inbox.get_nowait())
                 try:
                     # Shielded: a store read must never be abandoned half-way.
-                    await asyncio.shield(self.deliver(event))
+                    await asyncio.shield(self.deliver(batch))
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     # Judging failed (the store is down?): nobody may miss it unseen.
-                    log.exception("dashboard event not judged; screens resync")
+                    log.exception("dashboard events not judged; screens resync")
                     for screen in list(self._screens):
                         screen.put(RESYNC_TEXT)
 
-    async def deliver(self, event: Event) -> None:
+    async def deliver(self, batch: list[Event]) -> None:
+        """Judge a batch of events for every open screen (one store read), in order."""
         screens = list(self._screens)
         if not screens:
             return
-        if event.kind == RESYNC:
-            for screen in screens:
-                screen.put(RESYNC_TEXT)
-            return
-        allowed = await who_sees(self._app[STORE], [s.user for s in screens], event)
-        if not any(allowed):
-            return
-        if event.kind == "alarm":  # events carry ids; the screen gets words (once)
-            event = await alarms.for_screen(self._app[STORE], event)
-        text = event.to_json()
-        for screen, ok in zip(screens, allowed, strict=True):
-            if ok:
-                screen.put(text)
+        events = [e for e in batch if e.kind != RESYNC]
+        allowed = await who_sees_each(self._app[STORE], [s.user for s in screens], events)
+        verdicts = iter(allowed)
+        for event in batch:
+            if event.kind == RESYNC:  # this process's inbox overflowed: everyone re-reads
+                for screen in screens:
+                    screen.put(RESYNC_TEXT)
+                continue
+            who = next(verdicts)
+            if not any(who):
+                continue
+            if event.kind == "alarm":  # events carry ids; the screen gets words (once)
+                event = await alarms.for_screen(self._app[STORE], event)
+            text = event.to_json()
+            for screen, ok in zip(screens, who, strict=True):
+                if ok:
+                    screen.put(text)
 
 
 def same_origin(request: web.Request) -> bool:
