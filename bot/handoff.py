@@ -15,7 +15,14 @@ from datetime import datetime
 from bot import alarms
 from bot.events import Event, Events
 from bot.flowstate import staff_step
-from bot.queue import HELD_STATES, QUEUE_LIMIT, QUEUED, TEAMS, is_role_play, ordered
+from bot.queue import (
+    HELD_STATES,
+    QUEUE_LIMIT,
+    QUEUED,
+    TEAMS,
+    is_role_play,
+    ordered_waiting,
+)
 from bot.settings import Settings
 from bot.store.base import Conflict, Conversation, NotFound, Store, Texter, Tx, User
 from bot.triage import DANGER
@@ -82,9 +89,7 @@ async def take_next(
     None: every program's."""
     async with store.transaction() as tx:
         fresh = await _ready_to_hold(tx, user.id)  # a clear answer before trying any
-        queue = ordered(
-            await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
-        )
+        queue = ordered_waiting(await tx.list_waiting(QUEUE_LIMIT), now, settings)
     candidates = [
         c
         for c in queue

@@ -34,6 +34,7 @@ from bot.store.records import (
     ScreenRecord,
     Texter,
     User,
+    Waiting,
 )
 
 # Re-exported for the backends; flows.states defines every state name and set.
@@ -65,6 +66,7 @@ __all__ = [
     "Texter",
     "Tx",
     "User",
+    "Waiting",
 ]
 
 # What a TwiML reply's callback did (Tx.record_reply_sid).
@@ -148,6 +150,15 @@ class Tx(abc.ABC):
         limit: int = 500,
     ) -> list[Conversation]:
         """Conversations filtered by state and/or holder, newest activity first."""
+
+    @abc.abstractmethod
+    async def list_waiting(self, limit: int = 100_000) -> list[Waiting]:
+        """The conversations waiting in the queue (queued, unheld, with a queued_at), in no
+        particular order: their ordering columns only, nothing decrypted."""
+
+    @abc.abstractmethod
+    async def get_conversations(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+        """Several conversations in one read, by id (ids with no row are absent)."""
 
     @abc.abstractmethod
     async def texter_conversations(

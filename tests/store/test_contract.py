@@ -1442,3 +1442,29 @@ async def test_unread_count_counts_texter_messages_since_the_users_last_view(
         assert await tx.unread_count(conv.id, 8) == 0
         await tx.audit(7, "view", conv.id, "", at(4))
         assert await tx.unread_count(conv.id, 7) == 0
+
+
+async def test_list_waiting_and_get_conversations(store: Store, crypto: Crypto) -> None:
+    """list_waiting gives only queued, unheld conversations with a queued_at, with their
+    ordering columns; get_conversations reads several by id (unknown ids absent)."""
+    _, waiting = await seed(store, crypto)
+    _, held = await seed(store, crypto, "+15550003333")
+    _, new = await seed(store, crypto, "+15550004444")
+    await queue(store, waiting.id)
+    async with store.transaction() as tx:
+        c = await tx.get_conversation(held.id)
+        c.state, c.queued_at, c.advocate_id, c.priority, c.team = "queued", NOW, 5, 2, "t"
+        await tx.save_conversation(c)
+        w = await tx.get_conversation(waiting.id)
+        w.priority, w.team = 1, "legal"
+        await tx.save_conversation(w)
+    async with store.reading() as tx:
+        rows = await tx.list_waiting()
+        assert [(r.id, r.priority, r.queued_at, r.team) for r in rows] == [
+            (waiting.id, 1, NOW, "legal")
+        ]
+        assert rows[0].texter_id == w.texter_id and rows[0].program_id is None
+        found = await tx.get_conversations([waiting.id, new.id, 999_999])
+        assert set(found) == {waiting.id, new.id}
+        assert found[waiting.id].team == "legal"
+        assert await tx.get_conversations([]) == {}
