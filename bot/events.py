@@ -28,9 +28,14 @@ class Event:
         return cls(str(data.pop("kind")), data)
 
 
+RESYNC = "resync"  # the kind a subscriber finds when it fell behind and lost events
+
+
 class Events:
-    """Fan-out to every subscriber (one per open WebSocket). A slow subscriber drops its
-    oldest events rather than holding up the sender."""
+    """Fan-out to every subscriber (the dashboard's one dispatcher, and tests). A subscriber
+    that falls `maxsize` events behind never holds up the sender, and never loses events
+    silently: its backlog is replaced by one Event(RESYNC), telling it to re-read what it
+    shows."""
 
     def __init__(self, maxsize: int = 1000) -> None:
         self._subscribers: set[asyncio.Queue[Event]] = set()
@@ -61,7 +66,9 @@ class Events:
     def publish_local(self, event: Event) -> None:
         for queue in self._subscribers:
             if queue.full():
-                queue.get_nowait()
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(Event(RESYNC))
             queue.put_nowait(event)
 
     @asynccontextmanager

@@ -15,12 +15,21 @@ from datetime import datetime
 from bot import alarms
 from bot.events import Event, Events
 from bot.flowstate import staff_step
-from bot.queue import HELD_STATES, QUEUE_LIMIT, QUEUED, TEAMS, is_role_play, ordered
+from bot.queue import (
+    HELD_STATES,
+    QUEUE_LIMIT,
+    QUEUED,
+    TEAMS,
+    is_role_play,
+    ordered_waiting,
+)
 from bot.settings import Settings
-from bot.store.base import Conflict, Conversation, NotFound, Store, Tx, User
+from bot.store.base import Conflict, Conversation, NotFound, Store, Texter, Tx, User
 from bot.triage import DANGER
 from bot.vocabulary import TEXTING_ROLES
 from flows.states import CONFIRM_DELETE
+
+TEXTER_BATCH = 20  # texters read at a time while looking for the next to take
 
 
 def _publish(events: Events | None, conv: Conversation, holder: int | None = None) -> None:
@@ -80,17 +89,22 @@ async def take_next(
     None: every program's."""
     async with store.transaction() as tx:
         fresh = await _ready_to_hold(tx, user.id)  # a clear answer before trying any
-        queue = ordered(
-            await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
-        )
-        role_play = {c.id for c in queue if is_role_play(await tx.get_texter(c.texter_id))}
-    for conv in queue:
-        if not settings.cross_team and fresh.teams and conv.team and conv.team not in fresh.teams:
-            continue
-        if program_ids is not None and conv.program_id not in program_ids:
-            continue  # another program's texter (bot.programs)
-        if conv.id in role_play:
-            continue  # a rehearsal is taken on purpose ("Take"), never instead of a texter
+        queue = ordered_waiting(await tx.list_waiting(QUEUE_LIMIT), now, settings)
+    candidates = [
+        c
+        for c in queue
+        if (settings.cross_team or not fresh.teams or not c.team or c.team in fresh.teams)
+        and (program_ids is None or c.program_id in program_ids)  # bot.programs
+    ]
+    texters: dict[int, Texter] = {}
+    for at, conv in enumerate(candidates):
+        if conv.texter_id not in texters:  # read in small batches, only as far as needed
+            async with store.reading() as tx:
+                batch = {c.texter_id for c in candidates[at : at + TEXTER_BATCH]}
+                texters.update(await tx.get_texters(sorted(batch - texters.keys())))
+        texter = texters.get(conv.texter_id)
+        if texter is None or is_role_play(texter):
+            continue  # erased; or a rehearsal, taken on purpose ("Take"), never instead
         try:
             return await claim(store, conv.id, fresh, now, events)
         except NotFound:

@@ -24,7 +24,17 @@ from bot.events import Event, Events
 from bot.flowstate import staff_step
 from bot.hours import Hours, parse_hours
 from bot.settings import Settings
-from bot.store.base import Conflict, Conversation, Message, NotFound, Program, Store, Tx, User
+from bot.store.base import (
+    Conflict,
+    Conversation,
+    Message,
+    NotFound,
+    Program,
+    Store,
+    Tx,
+    User,
+    Waiting,
+)
 from flows import copy, keywords
 from flows.model import Say
 from flows.states import HELD_STATES
@@ -126,7 +136,7 @@ class Scope:
     every: bool
     program_ids: frozenset[int | None]
 
-    def covers(self, conv: Conversation) -> bool:
+    def covers(self, conv: Conversation | Waiting) -> bool:
         return self.every or conv.program_id in self.program_ids
 
     def keep(self, convs: Iterable[Conversation]) -> list[Conversation]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot import programs, vocabulary
 from bot.settings import Settings
-from bot.store.base import Conversation, Message, Store, Texter, Tx, User
+from bot.store.base import Conversation, Message, Store, Texter, Tx, User, Waiting
 from bot.triage import DANGER
 from bot.vocabulary import mask_number
 from flows import keywords, states
@@ -78,8 +79,9 @@ def telling_words(messages: list[Message]) -> str:
         found = [m for m in said if wanted(m)]
         if found:
             return found[-1].body
-    own = [m.body for m in said if not _just_an_answer(m.body)]
-    return max(own, key=len, default="")
+    # The longest first (ties: the earliest, as max() would pick): usually one is checked.
+    by_length = sorted(range(len(said)), key=lambda i: -len(said[i].body))
+    return next((said[i].body for i in by_length if not _just_an_answer(said[i].body)), "")
 
 
 def _just_an_answer(body: str) -> bool:
@@ -91,7 +93,7 @@ def _just_an_answer(body: str) -> bool:
     )
 
 
-def effective_priority(conv: Conversation, now: datetime, settings: Settings) -> int:
+def effective_priority(conv: Conversation | Waiting, now: datetime, settings: Settings) -> int:
     """The priority the queue orders by: the conversation's own (from the texter's words
     and answers), lifted one level per `aging_every` waited, but never above P2 by aging
     alone, so an aged texter never reaches or passes anyone whose own words made them P1."""
@@ -113,7 +115,9 @@ def priority_basis(conv: Conversation, now: datetime, settings: Settings) -> str
     return basis if basis in ("words", "screening") else "words"
 
 
-def sort_key(conv: Conversation, now: datetime, settings: Settings) -> tuple[int, datetime]:
+def sort_key(
+    conv: Conversation | Waiting, now: datetime, settings: Settings
+) -> tuple[int, datetime]:
     assert conv.queued_at is not None
     return (effective_priority(conv, now, settings), conv.queued_at)
 
@@ -178,26 +182,52 @@ async def position_and_wait(
 
 
 async def snapshot(store: Store, now: datetime, settings: Settings) -> list[QueueEntry]:
+    """Everyone waiting, in queue order."""
+    return (await page(store, now, settings))[0]
+
+
+def ordered_waiting(rows: list[Waiting], now: datetime, settings: Settings) -> list[Waiting]:
+    """`ordered` for Tx.list_waiting's rows (already only those waiting)."""
+    return sorted(rows, key=lambda w: sort_key(w, now, settings))
+
+
+async def page(
+    store: Store,
+    now: datetime,
+    settings: Settings,
+    keep: Callable[[Waiting], bool] | None = None,
+    limit: int | None = None,
+) -> tuple[list[QueueEntry], int]:
+    """The top `limit` of those waiting that `keep` allows (all when None), in queue order,
+    and how many wait in all: ordered from the plain columns (Tx.list_waiting); the
+    conversations, texters and words are read, in one read each, only for the entries
+    returned."""
     async with store.reading() as tx:  # never waits behind (or holds up) a webhook
-        queue = ordered(
-            await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT), now, settings
-        )
-        entries = []
-        for conv in queue:
-            texter = await tx.get_texter(conv.texter_id)
-            first = telling_words(await tx.list_messages(conv.id))
-            assert conv.queued_at is not None
-            entries.append(
-                QueueEntry(
-                    conversation=conv,
-                    texter_alias=texter.alias,
-                    masked=mask_number(texter.phone),
-                    priority=effective_priority(conv, now, settings),
-                    waiting_s=int((now - conv.queued_at).total_seconds()),
-                    first_words=first[:60],
-                    safe_to_text=texter.safe_to_text,
-                    labels=list(conv.labels),
-                    training=is_role_play(texter),
-                )
+        queue = ordered_waiting(await tx.list_waiting(QUEUE_LIMIT), now, settings)
+        if keep is not None:
+            queue = [w for w in queue if keep(w)]
+        shown = queue if limit is None else queue[:limit]
+        convs = await tx.get_conversations([w.id for w in shown])
+        texters = await tx.get_texters([w.texter_id for w in shown])
+        said = await tx.inbound_messages([w.id for w in shown])
+    entries = []
+    for w in shown:
+        conv, texter = convs.get(w.id), texters.get(w.texter_id)
+        if conv is None or texter is None:
+            continue  # erased a moment ago
+        first = telling_words(said.get(conv.id, []))
+        assert conv.queued_at is not None
+        entries.append(
+            QueueEntry(
+                conversation=conv,
+                texter_alias=texter.alias,
+                masked=mask_number(texter.phone),
+                priority=effective_priority(conv, now, settings),
+                waiting_s=int((now - conv.queued_at).total_seconds()),
+                first_words=first[:60],
+                safe_to_text=texter.safe_to_text,
+                labels=list(conv.labels),
+                training=is_role_play(texter),
             )
-        return entries
+        )
+    return entries, len(queue)

@@ -31,6 +31,7 @@ def setup_dashboard(app: web.Application) -> None:
     env.globals["clock"] = views.clock
     app[views.THROTTLE] = accounts.LoginThrottle()
     views.add_routes(app)
+    app[ws.SCREENS] = ws.Screens(app)  # the one dispatcher of live events to sockets
     app.router.add_get("/ws", ws.websocket, name="ws")
     app.router.add_static("/static/", STATIC, name="static", append_version=True)
 

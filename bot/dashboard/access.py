@@ -14,7 +14,8 @@ transfer, close) needs holding it, or a supervisor's role where bot.queue allows
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -62,13 +63,40 @@ def offered(user: User, conv: Conversation) -> bool:
     return conv.transfer_to == user.id
 
 
-async def may_see(store: Store, user: User, event: Event) -> bool:
+@dataclass(frozen=True)
+class EventFacts:
+    """What judging one event needs from the store, read once for every screen: the
+    conversation it names (None: it names none, or the row is gone) and, when that one
+    has ended, the texter's open conversation (for may_read's earlier conversations)."""
+
+    conv: Conversation | None = None
+    current: Conversation | None = None
+
+
+async def event_facts(tx: Tx, event: Event) -> EventFacts:
+    cid = event.data.get("conversation_id")
+    if event.kind in PUBLIC_KINDS or not isinstance(cid, int):
+        return EventFacts()
+    try:
+        conv = await tx.get_conversation(cid)
+    except NotFound:
+        return EventFacts()
+    current = None
+    if conv.state in ENDED_STATES:
+        current = await tx.get_open_conversation(conv.texter_id)
+    return EventFacts(conv, current)
+
+
+def sees(user: User, where: programs.Scope, event: Event, facts: EventFacts) -> bool:
     """Whether a live event goes to this user's screens: the same rule as the pages, plus
     alarms (an unclaimed priority-1 texter alarms everyone; danger in a held conversation
-    alarms its holder) and events that name their addressee."""
+    alarms its holder) and events that name their addressee. An event about a
+    conversation of another program reaches nobody outside it (admins excepted); one
+    whose conversation is gone (deleted: its holder is still told) is judged by the rest."""
     if event.kind in PUBLIC_KINDS:
         return True
-    if not await _event_in_scope(store, user, event):
+    conv = facts.conv
+    if conv is not None and not where.every and not where.covers(conv):
         return False
     if user.role in WATCHERS:
         return True
@@ -80,32 +108,48 @@ async def may_see(store: Store, user: User, event: Event) -> bool:
     if event.kind in CONVERSATION_KINDS:
         if named:
             return True  # e.g. the texter deleted it: the row is gone, the holder is told
-        cid = event.data.get("conversation_id")
-        if not isinstance(cid, int):
+        if conv is None:
             return False
-        try:
-            async with store.transaction() as tx:
-                return await may_read(tx, user, await tx.get_conversation(cid))
-        except NotFound:
-            return False
+        if may_view(user, conv):
+            return True  # (in scope: checked above)
+        current = facts.current
+        return conv.state in ENDED_STATES and current is not None and may_view(user, current)
     return False
 
 
-async def _event_in_scope(store: Store, user: User, event: Event) -> bool:
-    """An event about a conversation of another program reaches nobody outside it (admins
-    excepted). One that names no conversation, or whose conversation is gone (deleted:
-    its holder is still told), is judged by the rest of may_see."""
-    cid = event.data.get("conversation_id")
-    if not isinstance(cid, int):
-        return True
-    async with store.transaction() as tx:
-        where = await programs.scope_of(tx, user)
-        if where.every:
-            return True
-        try:
-            return where.covers(await tx.get_conversation(cid))
-        except NotFound:
-            return True
+async def may_see(store: Store, user: User, event: Event) -> bool:
+    """`sees` for one user, reading what it needs."""
+    return (await who_sees(store, [user], event))[0]
+
+
+async def who_sees(store: Store, users: Sequence[User], event: Event) -> list[bool]:
+    """`sees` for each of several users (one per open screen)."""
+    return (await who_sees_each(store, users, [event]))[0]
+
+
+async def who_sees_each(
+    store: Store, users: Sequence[User], events: Sequence[Event]
+) -> list[list[bool]]:
+    """`sees` for each event and each of several users (one per open screen), from one
+    read: every user's programs once, and each named conversation once. The store work
+    for a batch of events does not grow with the number of screens."""
+    if all(e.kind in PUBLIC_KINDS for e in events):
+        return [[True] * len(users) for _ in events]
+    facts: dict[int, EventFacts] = {}
+    async with store.reading() as tx:
+        scopes = await programs.scopes_of(tx, list({u.id: u for u in users}.values()))
+        for event in events:
+            cid = event.data.get("conversation_id")
+            if event.kind not in PUBLIC_KINDS and isinstance(cid, int) and cid not in facts:
+                facts[cid] = await event_facts(tx, event)
+    none = EventFacts()
+    return [
+        [
+            sees(u, scopes[u.id], e, facts.get(e.data.get("conversation_id"), none))  # type: ignore[arg-type]
+            for u in users
+        ]
+        for e in events
+    ]
 
 
 async def in_scope(store: Store, user: User) -> programs.Scope:

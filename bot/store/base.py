@@ -34,6 +34,7 @@ from bot.store.records import (
     ScreenRecord,
     Texter,
     User,
+    Waiting,
 )
 
 # Re-exported for the backends; flows.states defines every state name and set.
@@ -65,6 +66,7 @@ __all__ = [
     "Texter",
     "Tx",
     "User",
+    "Waiting",
 ]
 
 # What a TwiML reply's callback did (Tx.record_reply_sid).
@@ -98,6 +100,10 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     async def get_texter(self, texter_id: int) -> Texter: ...
+
+    @abc.abstractmethod
+    async def get_texters(self, texter_ids: Sequence[int]) -> dict[int, Texter]:
+        """Several texters in one read, by id (ids with no texter are absent)."""
 
     @abc.abstractmethod
     async def create_texter(
@@ -146,6 +152,22 @@ class Tx(abc.ABC):
         """Conversations filtered by state and/or holder, newest activity first."""
 
     @abc.abstractmethod
+    async def list_waiting(self, limit: int = 100_000) -> list[Waiting]:
+        """The conversations waiting in the queue (queued, unheld, with a queued_at), in no
+        particular order: their ordering columns only, nothing decrypted."""
+
+    @abc.abstractmethod
+    async def get_conversations(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+        """Several conversations in one read, by id (ids with no row are absent)."""
+
+    @abc.abstractmethod
+    async def texter_conversations(
+        self, texter_id: int, states: Sequence[str] | None = None, limit: int = 10
+    ) -> list[Conversation]:
+        """One texter's conversations (optionally only in these states), newest first by
+        id, at most `limit`: read through the texter's index, never a scan of all."""
+
+    @abc.abstractmethod
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Conversation]:
         """Conversations whose nudge_at or expire_at is <= now. On PostgreSQL the rows are
         locked FOR UPDATE SKIP LOCKED so each timer fires once across processes."""
@@ -171,6 +193,16 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def list_messages(self, conversation_id: int) -> list[Message]:
         """Oldest first."""
+
+    @abc.abstractmethod
+    async def inbound_messages(self, conversation_ids: Sequence[int]) -> dict[int, list[Message]]:
+        """The texter's messages ('in') of several conversations in one read, each list in
+        order (conversations with none are absent)."""
+
+    @abc.abstractmethod
+    async def unread_count(self, conversation_id: int, user_id: int) -> int:
+        """The texter's messages since this user last viewed the conversation (its latest
+        'view' audit row); all of them when the user never did."""
 
     @abc.abstractmethod
     async def set_message_status(
@@ -269,6 +301,10 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def add_note(self, conversation_id: int, user_id: int, body: str, now: datetime) -> Note:
         """Notes are encrypted at rest like message bodies."""
+
+    @abc.abstractmethod
+    async def note_counts(self, conversation_ids: Sequence[int]) -> dict[int, int]:
+        """How many notes each of these conversations has (those with none are absent)."""
 
     @abc.abstractmethod
     async def list_notes(self, conversation_id: int) -> list[Note]: ...

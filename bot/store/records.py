@@ -53,6 +53,19 @@ class Conversation:
     program_id: int | None = None  # the program it belongs to; None = the default program
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """What ordering the queue needs of a waiting conversation (Tx.list_waiting): the
+    plain columns only, none of the encrypted content."""
+
+    id: int
+    texter_id: int
+    priority: int
+    queued_at: datetime
+    team: str | None
+    program_id: int | None
+
+
 @dataclass
 class InboundState:
     """Everything the engine needs about one inbound message's texter, read in one

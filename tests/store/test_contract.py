@@ -1369,3 +1369,102 @@ async def test_erasure_records_sids_for_redaction_once(store: Store, crypto: Cry
         assert await tx.claim_redactions(NOW + timedelta(minutes=1)) == [("SMtwilio1", 2)]
         await tx.finish_redaction("SMtwilio1", True, NOW)
         assert await tx.claim_redactions(NOW + timedelta(days=1)) == []
+
+
+# -- the dashboard's page reads (issue 11: bounded, by index) --------------------------------
+
+
+async def test_texter_conversations_reads_one_texters_newest_first(
+    store: Store, crypto: Crypto
+) -> None:
+    """texter_conversations returns only that texter's conversations, newest first, filtered
+    by state and cut at the limit; note_counts counts each conversation's notes."""
+    texter, first = await seed(store, crypto)
+    other, theirs = await seed(store, crypto, "+15550001111")
+    async with store.transaction() as tx:
+        first.state = "closed"
+        await tx.save_conversation(first)
+        second = await tx.create_conversation(texter.id, "en", at(1))
+        second.state = "closed"
+        await tx.save_conversation(second)
+        third = await tx.create_conversation(texter.id, "en", at(2))
+        await tx.add_note(first.id, 1, "a", NOW)
+        await tx.add_note(first.id, 1, "b", NOW)
+        await tx.add_note(theirs.id, 1, "c", NOW)
+    async with store.reading() as tx:
+        found = await tx.texter_conversations(texter.id)
+        assert [c.id for c in found] == [third.id, second.id, first.id]
+        ended = await tx.texter_conversations(texter.id, states=["closed"], limit=1)
+        assert [c.id for c in ended] == [second.id]
+        assert await tx.texter_conversations(texter.id, states=[]) == []
+        assert [c.id for c in await tx.texter_conversations(other.id)] == [theirs.id]
+        counts = await tx.note_counts([first.id, second.id, theirs.id])
+        assert counts == {first.id: 2, theirs.id: 1}
+        assert await tx.note_counts([]) == {}
+
+
+async def test_batch_reads_of_texters_and_inbound_messages(store: Store, crypto: Crypto) -> None:
+    """get_texters reads several texters by id (unknown ids absent); inbound_messages gives
+    each conversation's texter messages only, in order, decrypted."""
+    one, c1 = await seed(store, crypto)
+    two, c2 = await seed(store, crypto, "+15550002222")
+    async with store.transaction() as tx:
+        await tx.add_message(Message(c1.id, "in", "first", created_at=NOW))
+        await outbound(tx, c1.id, "a reply")
+        await tx.add_message(Message(c1.id, "in", "second", created_at=at(1)))
+        await tx.add_message(Message(c2.id, "in", "theirs", created_at=NOW))
+    async with store.reading() as tx:
+        texters = await tx.get_texters([one.id, two.id, 999_999])
+        assert set(texters) == {one.id, two.id}
+        assert texters[two.id].phone == "+15550002222"
+        said = await tx.inbound_messages([c1.id, c2.id, 999_999])
+        assert [m.body for m in said[c1.id]] == ["first", "second"]
+        assert [m.body for m in said[c2.id]] == ["theirs"]
+        assert 999_999 not in said
+        assert await tx.get_texters([]) == {} and await tx.inbound_messages([]) == {}
+
+
+async def test_unread_count_counts_texter_messages_since_the_users_last_view(
+    store: Store, crypto: Crypto
+) -> None:
+    """unread_count: every texter message before the user ever viewed; after a view, only
+    the later ones; another user's view or another action does not count as this user's."""
+    _, conv = await seed(store, crypto)
+    async with store.transaction() as tx:
+        await tx.add_message(Message(conv.id, "in", "one", created_at=at(1)))
+        await outbound(tx, conv.id)
+        await tx.add_message(Message(conv.id, "in", "two", created_at=at(2)))
+        assert await tx.unread_count(conv.id, 7) == 2
+        await tx.audit(7, "view", conv.id, "", at(1.5))
+        await tx.audit(8, "view", conv.id, "", at(3))
+        await tx.audit(7, "note", conv.id, "", at(3))
+        assert await tx.unread_count(conv.id, 7) == 1
+        assert await tx.unread_count(conv.id, 8) == 0
+        await tx.audit(7, "view", conv.id, "", at(4))
+        assert await tx.unread_count(conv.id, 7) == 0
+
+
+async def test_list_waiting_and_get_conversations(store: Store, crypto: Crypto) -> None:
+    """list_waiting gives only queued, unheld conversations with a queued_at, with their
+    ordering columns; get_conversations reads several by id (unknown ids absent)."""
+    _, waiting = await seed(store, crypto)
+    _, held = await seed(store, crypto, "+15550003333")
+    _, new = await seed(store, crypto, "+15550004444")
+    await queue(store, waiting.id)
+    async with store.transaction() as tx:
+        c = await tx.get_conversation(held.id)
+        c.state, c.queued_at, c.advocate_id, c.priority, c.team = "queued", NOW, 5, 2, "t"
+        await tx.save_conversation(c)
+        w = await tx.get_conversation(waiting.id)
+        w.priority, w.team = 1, "legal"
+        await tx.save_conversation(w)
+    async with store.reading() as tx:
+        rows = await tx.list_waiting()
+        assert [(r.id, r.priority, r.queued_at, r.team) for r in rows] == [
+            (waiting.id, 1, NOW, "legal")
+        ]
+        assert rows[0].texter_id == w.texter_id and rows[0].program_id is None
+        found = await tx.get_conversations([waiting.id, new.id, 999_999])
+        assert set(found) == {waiting.id, new.id}
+        assert found[waiting.id].team == "legal"
+        assert await tx.get_conversations([]) == {}

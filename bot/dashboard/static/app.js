@@ -307,6 +307,13 @@
         }
         refresh(live.queue);
         break;
+      case "resync":
+        // This screen fell behind and events were cut: re-read everything it shows.
+        refresh(live.transcript);
+        refresh(live.training);
+        lookAtQueue();
+        refresh(live.queue);
+        break;
       case "queue":
         lookAtQueue();
         refresh(live.queue);

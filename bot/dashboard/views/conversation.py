@@ -21,7 +21,6 @@ from bot.dashboard.views.common import (
     conversation_id,
     done,
     form_field,
-    user_name,
     utcnow,
 )
 from bot.dashboard.wording import basis_words, screening, signals_words
@@ -33,7 +32,6 @@ routes = web.RouteTableDef()
 MAX_NOTE = 4000
 CONVERSATION = "/dashboard/conversations/{cid}"
 HANDOFF = "Hand-off: "  # the note a transfer carries starts so
-HISTORY_SCAN = 2000  # recent conversations searched for a returning texter's earlier ones
 HISTORY_SHOWN = 10
 
 
@@ -54,14 +52,16 @@ def handoff_note(notes: list[Note], sender: int | None) -> str:
 
 async def earlier_conversations(tx: Tx, conv: Conversation) -> list[dict[str, Any]]:
     """The same texter's earlier conversations still kept (retention purges the rest),
-    newest first, with how many notes each has."""
-    # The store lists by state and holder, not by texter: filter the recent ones here.
+    newest first, with how many notes each has: read by texter, at most HISTORY_SHOWN."""
     mine = [
         c
-        for c in await tx.list_conversations(limit=HISTORY_SCAN)
-        if c.texter_id == conv.texter_id and c.id != conv.id and c.state in ENDED_STATES
-    ]
-    return [{"conv": c, "notes": len(await tx.list_notes(c.id))} for c in mine[:HISTORY_SHOWN]]
+        for c in await tx.texter_conversations(
+            conv.texter_id, states=sorted(ENDED_STATES), limit=HISTORY_SHOWN + 1
+        )
+        if c.id != conv.id
+    ][:HISTORY_SHOWN]
+    counts = await tx.note_counts([c.id for c in mine])
+    return [{"conv": c, "notes": counts.get(c.id, 0)} for c in mine]
 
 
 @cache
@@ -101,20 +101,21 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         texter = await tx.get_texter(conv.texter_id)
         transcript = await transcript_context(tx, conv)
         stored_notes = await tx.list_notes(conv.id)
+        staff = await tx.list_users()  # one read for every name and colleague shown
+        names = {u.id: u.name for u in staff}
         notes = [
-            {"note": note, "author": await user_name(tx, note.user_id, "former user")}
+            {"note": note, "author": names.get(note.user_id, "former user")}
             for note in stored_notes
         ]
         # Only colleagues who work for the texter's program: check_target refuses others.
-        colleagues = [
+        candidates = [
             u
-            for u in await tx.list_users()
-            if u.active
-            and u.id != user.id
-            and u.role in ("advocate", "supervisor")
-            and (await programs.scope_of(tx, u)).covers(conv)
+            for u in staff
+            if u.active and u.id != user.id and u.role in ("advocate", "supervisor")
         ]
-        holder = await user_name(tx, conv.advocate_id) or None
+        scopes = await programs.scopes_of(tx, candidates)
+        colleagues = [u for u in candidates if scopes[u.id].covers(conv)]
+        holder = names.get(conv.advocate_id) if conv.advocate_id is not None else None
         earlier = await earlier_conversations(tx, conv)
         advocate_tools = await tools.page_context(tx, conv, user)
         partners = await programs.partners_for(tx, conv)

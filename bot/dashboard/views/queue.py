@@ -28,33 +28,19 @@ from bot.keys import EVENTS, SETTINGS, STORE
 from bot.store.base import Conflict, Conversation, Tx, User
 
 routes = web.RouteTableDef()
-AUDIT_SCAN = 500  # audit rows of one conversation searched for this user's last view
+QUEUE_SHOWN = 50  # rows the queue shows (the top; "Take next" takes from it); the count is all
 
 
 async def unread(tx: Tx, conv: Conversation, user: User) -> int:
     """The texter's messages since this user last had the conversation open."""
-    seen = next(
-        (
-            a.created_at
-            for a in await tx.list_audit(conversation_id=conv.id, limit=AUDIT_SCAN)
-            if a.user_id == user.id and a.action == "view" and a.created_at is not None
-        ),
-        None,
-    )
-    return sum(
-        1
-        for m in await tx.list_messages(conv.id)
-        if m.direction == "in" and (seen is None or (m.created_at and m.created_at > seen))
-    )
+    return await tx.unread_count(conv.id, user.id)
 
 
 async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
     now, settings = utcnow(), request.app[SETTINGS]
     store = request.app[STORE]
     where = await access.in_scope(store, user)
-    entries = [
-        e for e in await queue.snapshot(store, now, settings) if where.covers(e.conversation)
-    ]
+    entries, waiting = await queue.page(store, now, settings, where.covers, QUEUE_SHOWN)
     async with store.reading() as tx:  # the page never waits behind a webhook
         held = await tx.list_conversations(states=list(queue.HELD_STATES))
         mine: list[dict[str, Any]] = []
@@ -93,6 +79,7 @@ async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
         "offers": offers,
         "me": fresh,
         "held_count": len(mine),
+        "waiting": waiting,
     }
 
 
@@ -102,7 +89,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     context = await queue_context(request, user)
     async with request.app[STORE].transaction() as tx:
-        await tx.audit(user.id, "view_queue", None, f"{len(context['rows'])} waiting", utcnow())
+        await tx.audit(user.id, "view_queue", None, f"{context['waiting']} waiting", utcnow())
     return aiohttp_jinja2.render_template(
         "queue.html", request, await base_context(request, **context, presences=PRESENCE)
     )

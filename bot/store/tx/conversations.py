@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.store.base import Conflict, Conversation, Note, NotFound
-from bot.store.tx.core import Row, SqlTxBase, check, check_language, marks
+from bot.store.base import Conflict, Conversation, Note, NotFound, Waiting
+from bot.store.tx.core import IN_CHUNK, Row, SqlTxBase, check, check_language, marks
 from flows.states import ENDED_STATES, NEW, QUEUED, WITH_ADVOCATE
 
 _ENDED = sorted(ENDED_STATES)
@@ -178,6 +178,55 @@ class ConversationTx(SqlTxBase):
         )
         return [self._conversation(r) for r in rows]
 
+    async def list_waiting(self, limit: int = 100_000) -> list[Waiting]:
+        check(limit > 0, "limit must be positive")
+        rows = await self._fetch(  # conversations_state (state)
+            "SELECT id, texter_id, priority, queued_at, team, program_id FROM conversations"
+            " WHERE state = ? AND advocate_id IS NULL AND queued_at IS NOT NULL"
+            # list_conversations' order, so the queue breaks ties as it always has
+            " ORDER BY COALESCE(updated_at, created_at) DESC, id DESC LIMIT ?",
+            QUEUED,
+            limit,
+        )
+        return [
+            Waiting(
+                r["id"],
+                r["texter_id"],
+                r["priority"],
+                self._dt(r["queued_at"]),
+                r["team"],
+                r["program_id"],
+            )
+            for r in rows
+        ]
+
+    async def get_conversations(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+        ids = sorted(set(conversation_ids))
+        found: dict[int, Conversation] = {}
+        for at in range(0, len(ids), IN_CHUNK):
+            part = ids[at : at + IN_CHUNK]
+            rows = await self._fetch(
+                f"SELECT * FROM conversations WHERE id IN ({marks(len(part))})", *part
+            )
+            found.update((r["id"], self._conversation(r)) for r in rows)
+        return found
+
+    async def texter_conversations(
+        self, texter_id: int, states: Sequence[str] | None = None, limit: int = 10
+    ) -> list[Conversation]:
+        check(limit > 0, "limit must be positive")
+        where = "texter_id = ?"
+        args: list[Any] = [texter_id]
+        if states is not None:
+            if not states:
+                return []
+            where += f" AND state IN ({marks(len(states))})"
+            args.extend(states)
+        rows = await self._fetch(  # conversations_texter (texter_id, id), walked backwards
+            f"SELECT * FROM conversations WHERE {where} ORDER BY id DESC LIMIT ?", *args, limit
+        )
+        return [self._conversation(r) for r in rows]
+
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Conversation]:
         at = self._at(now)
         rows = await self._fetch(
@@ -229,6 +278,19 @@ class ConversationTx(SqlTxBase):
             self._at(now),
         )
         return self._note(r)
+
+    async def note_counts(self, conversation_ids: Sequence[int]) -> dict[int, int]:
+        ids = sorted(set(conversation_ids))
+        counts: dict[int, int] = {}
+        for at in range(0, len(ids), IN_CHUNK):
+            part = ids[at : at + IN_CHUNK]
+            rows = await self._fetch(
+                "SELECT conversation_id, COUNT(*) AS n FROM notes"
+                f" WHERE conversation_id IN ({marks(len(part))}) GROUP BY conversation_id",
+                *part,
+            )
+            counts.update((r["conversation_id"], int(r["n"])) for r in rows)
+        return counts
 
     async def list_notes(self, conversation_id: int) -> list[Note]:
         rows = await self._fetch(

@@ -39,6 +39,9 @@ def check_language(language: str) -> None:
     check(language in LANGUAGES, f"language must be one of {list(LANGUAGES)}")
 
 
+IN_CHUNK = 500  # values per IN list (both drivers cap bound parameters)
+
+
 def marks(n: int) -> str:
     """`?, ?, ?` for an IN list of n values."""
     return ", ".join("?" * n)

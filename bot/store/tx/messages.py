@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK, UNCERTAIN
 from bot.store.base import Message, NotFound, ReplySid
-from bot.store.tx.core import Row, SqlTxBase, check, utc
+from bot.store.tx.core import IN_CHUNK, Row, SqlTxBase, check, marks, utc
 
 # Haven's own: "received" (inbound), "replied" (sent inside the webhook's TwiML).
 MESSAGE_STATUSES = frozenset({"received", "replied", UNCERTAIN, *DELIVERY_RANK})
@@ -87,6 +87,41 @@ class MessageTx(SqlTxBase):
             "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", conversation_id
         )
         return [self._message(r) for r in rows]
+
+    async def inbound_messages(self, conversation_ids: Sequence[int]) -> dict[int, list[Message]]:
+        ids = sorted(set(conversation_ids))
+        found: dict[int, list[Message]] = {}
+        for at in range(0, len(ids), IN_CHUNK):
+            part = ids[at : at + IN_CHUNK]
+            rows = await self._fetch(  # messages_conversation (conversation_id, id)
+                f"SELECT * FROM messages WHERE conversation_id IN ({marks(len(part))})"
+                " AND direction = 'in' ORDER BY conversation_id, id",
+                *part,
+            )
+            for r in rows:
+                found.setdefault(r["conversation_id"], []).append(self._message(r))
+        return found
+
+    async def unread_count(self, conversation_id: int, user_id: int) -> int:
+        seen = await self._one(  # audit_conversation (conversation_id, id), newest first
+            "SELECT created_at FROM audit WHERE conversation_id = ? AND user_id = ?"
+            " AND action = 'view' AND created_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            conversation_id,
+            user_id,
+        )
+        if seen is None:
+            r = await self._one(
+                "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ? AND direction = 'in'",
+                conversation_id,
+            )
+        else:
+            r = await self._one(
+                "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ?"
+                " AND direction = 'in' AND created_at > ?",
+                conversation_id,
+                self._at(self._dt(seen["created_at"])),
+            )
+        return int(r["n"]) if r is not None else 0
 
     async def set_message_status(
         self,

@@ -3,10 +3,11 @@ their unsafe hours are encrypted at rest; what staff see is a stable alias."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.store.base import Conflict, NotFound, Texter
-from bot.store.tx.core import Row, SqlTxBase, check, check_language
+from bot.store.tx.core import IN_CHUNK, Row, SqlTxBase, check, check_language, marks
 from bot.vocabulary import is_e164
 
 # A stable, friendly alias from the texter id (never from the number): a multiplicative
@@ -55,6 +56,17 @@ class TexterTx(SqlTxBase):
         if r is None:
             raise NotFound(f"no texter {texter_id}")
         return self._texter(r)
+
+    async def get_texters(self, texter_ids: Sequence[int]) -> dict[int, Texter]:
+        ids = sorted(set(texter_ids))
+        found: dict[int, Texter] = {}
+        for at in range(0, len(ids), IN_CHUNK):
+            part = ids[at : at + IN_CHUNK]
+            rows = await self._fetch(
+                f"SELECT * FROM texters WHERE id IN ({marks(len(part))})", *part
+            )
+            found.update((r["id"], self._texter(r)) for r in rows)
+        return found
 
     async def create_texter(
         self, phone_hash: str, phone: str, language: str, now: datetime
