@@ -57,13 +57,17 @@ def cmd_serve(settings: Settings) -> int:
     settings, created = ensure_secret_key(settings)
     if created:
         log.warning("secret_key_created", file=str(settings.secret_file))
-    log.info(
-        "serving",
-        url=settings.public_url,
-        database="sqlite" if settings.sqlite_path else "postgresql",
-        twilio=settings.twilio_enabled,
-    )
     from bot.app import preflight, startup_error_line
+
+    def listening(_banner: str) -> None:
+        """aiohttp calls this once every site listens: "serving" is never logged before a
+        start-up that then fails (aiohttp's own banner is not printed)."""
+        log.info(
+            "serving",
+            url=settings.public_url,
+            database="sqlite" if settings.sqlite_path else "postgresql",
+            twilio=settings.twilio_enabled,
+        )
 
     try:
         # Everything that can stop start-up is checked first, in seconds, before the slow
@@ -78,7 +82,7 @@ def cmd_serve(settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             access_log=None,
-            print=None,
+            print=listening,
         )
     except Exception as exc:
         # Rule for operators: one clear line and a non-zero exit, never a traceback/hang.
