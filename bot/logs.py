@@ -77,10 +77,14 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         *REDACTORS,
     ]
+    # Our own lines skip the standard library (a LogRecord, a handler, a formatter per
+    # line): structlog renders and writes them itself, and a level that is off costs one
+    # method call that returns at once (make_filtering_bound_logger). Libraries that log
+    # through the standard library still pass the same processors, through the handler.
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, renderer],
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

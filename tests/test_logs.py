@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -98,3 +99,49 @@ def test_exceptions_keep_their_type_and_place_but_not_their_message(
     assert entry["exception"].startswith("ValueError at ") and "test_logs.py" in entry["exception"]
     flat = json.dumps(entry, default=str)
     assert "5551230001" not in flat and "hurt" not in flat
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """bot.logs.configure("json") as `serve` runs it, writing to a buffer for stderr."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    monkeypatch.setattr("sys.stderr", stream)
+    logs.configure("json", "info")
+    # No caching here: a logger cached now would keep this buffer in later tests.
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:], root.level = saved
+
+
+async def test_a_webhook_logs_one_line_with_its_outcome_and_no_content(
+    rendered: io.StringIO, text: Any
+) -> None:
+    """One inbound SMS makes exactly one log line: the request line, which carries the
+    webhook's outcome (conversation id, reply count, duplicate or not) and neither the
+    texter's number nor their words."""
+    start = len(rendered.getvalue())  # the app's start-up lines come before
+    await text("he hurt me, I am scared", number="+15551230077")
+    lines = [json.loads(line) for line in rendered.getvalue()[start:].splitlines()]
+    requests = [line for line in lines if line["event"] == "request"]
+    assert len(requests) == 1, lines
+    (line,) = requests
+    # Background work (timers, retention) may log meanwhile; this request made one line.
+    assert [entry for entry in lines if "request_id" in entry] == [line], lines
+    assert line["path"] == "/twilio/sms" and line["status"] == 200
+    assert isinstance(line["conversation_id"], int) and line["replies"] >= 1
+    assert line["duplicate"] is False and len(line["request_id"]) == 16
+    flat = rendered.getvalue()
+    assert "5551230077" not in flat and "hurt" not in flat and "scared" not in flat
+
+
+def test_a_level_that_is_off_renders_nothing(rendered: io.StringIO) -> None:
+    """At level info, a debug line writes nothing; an info line is written."""
+    logs.get_logger("haven.test").debug("noisy", conversation_id=1)
+    logs.get_logger("haven.test").info("kept", conversation_id=1)
+    events = [json.loads(line)["event"] for line in rendered.getvalue().splitlines()]
+    assert events == ["kept"]
