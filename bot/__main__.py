@@ -49,6 +49,16 @@ def _warm() -> None:
     geo.warm()
 
 
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (a dependency: the webhook's loop does
+    less work per request, see benchmarks/RESULTS.md), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def cmd_serve(settings: Settings) -> int:
     from aiohttp import web
 
@@ -67,6 +77,7 @@ def cmd_serve(settings: Settings) -> int:
             url=settings.public_url,
             database="sqlite" if settings.sqlite_path else "postgresql",
             twilio=settings.twilio_enabled,
+            loop=type(loop).__module__.split(".")[0],
         )
 
     try:
@@ -77,12 +88,14 @@ def cmd_serve(settings: Settings) -> int:
         # server, which listens at once: a texter who writes in the first seconds is still
         # read in full (what is not loaded yet loads on first use), only a little slower.
         threading.Thread(target=_warm, name="warm-up", daemon=True).start()
+        loop = event_loop()
         web.run_app(
             create_app(settings),
             host=settings.host,
             port=settings.port,
             access_log=None,
             print=listening,
+            loop=loop,
         )
     except Exception as exc:
         # Rule for operators: one clear line and a non-zero exit, never a traceback/hang.

@@ -124,6 +124,8 @@ def test_serving_is_logged_once_the_server_listens(tmp_path: Path) -> None:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 entry = json.loads(line)
                 assert entry["database"] == "sqlite", entry
+                # uvloop is a dependency: serve runs on it.
+                assert entry["loop"] == "uvloop", entry
                 return
         pytest.fail(f"no 'serving' line within 20 s:\n{seen}")
     finally:
