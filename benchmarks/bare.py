@@ -70,7 +70,13 @@ def make_app() -> web.Application:
 
 def main(argv: list[str]) -> int:
     port = int(argv[1]) if len(argv) > 1 else 8090
-    web.run_app(make_app(), host="127.0.0.1", port=port, access_log=None, print=None)
+    # The same event loop as `serve` (uvloop when installed): the ratio compares apps,
+    # not loops.
+    from bot.__main__ import event_loop
+
+    web.run_app(
+        make_app(), host="127.0.0.1", port=port, access_log=None, print=None, loop=event_loop()
+    )
     return 0
 
 

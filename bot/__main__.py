@@ -49,6 +49,16 @@ def _warm() -> None:
     geo.warm()
 
 
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (a dependency: the webhook's loop does
+    less work per request, see benchmarks/RESULTS.md), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def cmd_serve(settings: Settings) -> int:
     from aiohttp import web
 
@@ -57,13 +67,18 @@ def cmd_serve(settings: Settings) -> int:
     settings, created = ensure_secret_key(settings)
     if created:
         log.warning("secret_key_created", file=str(settings.secret_file))
-    log.info(
-        "serving",
-        url=settings.public_url,
-        database="sqlite" if settings.sqlite_path else "postgresql",
-        twilio=settings.twilio_enabled,
-    )
     from bot.app import preflight, startup_error_line
+
+    def listening(_banner: str) -> None:
+        """aiohttp calls this once every site listens: "serving" is never logged before a
+        start-up that then fails (aiohttp's own banner is not printed)."""
+        log.info(
+            "serving",
+            url=settings.public_url,
+            database="sqlite" if settings.sqlite_path else "postgresql",
+            twilio=settings.twilio_enabled,
+            loop=type(loop).__module__.split(".")[0],
+        )
 
     try:
         # Everything that can stop start-up is checked first, in seconds, before the slow
@@ -73,12 +88,14 @@ def cmd_serve(settings: Settings) -> int:
         # server, which listens at once: a texter who writes in the first seconds is still
         # read in full (what is not loaded yet loads on first use), only a little slower.
         threading.Thread(target=_warm, name="warm-up", daemon=True).start()
+        loop = event_loop()
         web.run_app(
             create_app(settings),
             host=settings.host,
             port=settings.port,
             access_log=None,
-            print=None,
+            print=listening,
+            loop=loop,
         )
     except Exception as exc:
         # Rule for operators: one clear line and a non-zero exit, never a traceback/hang.

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import errno
 import hmac
+import os
 import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -42,8 +42,10 @@ async def request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Bind a request id for every log line of this request; log one line per request
-    (path only: query strings and bodies may hold content)."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    (path only: query strings and bodies may hold content). Handlers add their own
+    fields to that one line with structlog.contextvars.bind_contextvars (the webhook's
+    conversation id and reply count) instead of logging a second line."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or os.urandom(8).hex()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -62,6 +63,28 @@ def exception_type_only(_logger: Any, _method: str, event_dict: EventDict) -> Ev
 REDACTORS = (exception_type_only, drop_content_fields, mask_phone_numbers)
 
 
+class StderrLogger:
+    """Where structlog writes our rendered lines: whatever sys.stderr is at the time of
+    the write (not when logging was configured), one write per line under a lock. A line
+    that cannot be written (stderr closed, a broken pipe) is dropped: logging never fails
+    the request or the work that logged."""
+
+    _lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        try:
+            with self._lock:
+                sys.stderr.write(message + "\n")
+        except (OSError, ValueError):
+            pass
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*_args: Any) -> StderrLogger:
+    return StderrLogger()
+
+
 def configure(log_format: str = "auto", level: str = "info") -> None:
     """Set up structlog and route the standard library's logging through it."""
     if log_format == "auto":
@@ -77,10 +100,14 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         *REDACTORS,
     ]
+    # Our own lines skip the standard library (a LogRecord, a handler, a formatter per
+    # line): structlog renders and writes them itself, and a level that is off costs one
+    # method call that returns at once (make_filtering_bound_logger). Libraries that log
+    # through the standard library still pass the same processors, through the handler.
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, renderer],
+        logger_factory=_stderr_logger,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

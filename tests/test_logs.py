@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -98,3 +99,76 @@ def test_exceptions_keep_their_type_and_place_but_not_their_message(
     assert entry["exception"].startswith("ValueError at ") and "test_logs.py" in entry["exception"]
     flat = json.dumps(entry, default=str)
     assert "5551230001" not in flat and "hurt" not in flat
+
+
+class Rendered:
+    """What reached stderr since the fixture started (pytest's capsys)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys, self.text = capsys, ""
+
+    def getvalue(self) -> str:
+        self.text += self.capsys.readouterr().err
+        return self.text
+
+
+@pytest.fixture
+def rendered(capsys: pytest.CaptureFixture[str]) -> Iterator[Rendered]:
+    """bot.logs.configure("json") as `serve` runs it; its lines read from stderr."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logs.configure("json", "info")
+    # No caching here: a logger cached now would keep this configuration in later tests.
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        yield Rendered(capsys)
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:], root.level = saved
+
+
+async def test_a_webhook_logs_one_line_with_its_outcome_and_no_content(
+    rendered: Rendered, text: Any
+) -> None:
+    """One inbound SMS makes exactly one log line: the request line, which carries the
+    webhook's outcome (conversation id, reply count, duplicate or not) and neither the
+    texter's number nor their words."""
+    start = len(rendered.getvalue())  # the app's start-up lines come before
+    await text("he hurt me, I am scared", number="+15551230077")
+    lines = [json.loads(line) for line in rendered.getvalue()[start:].splitlines()]
+    requests = [line for line in lines if line["event"] == "request"]
+    assert len(requests) == 1, lines
+    (line,) = requests
+    # Background work (timers, retention) may log meanwhile; this request made one line.
+    assert [entry for entry in lines if "request_id" in entry] == [line], lines
+    assert line["path"] == "/twilio/sms" and line["status"] == 200
+    assert isinstance(line["conversation_id"], int) and line["replies"] >= 1
+    assert line["duplicate"] is False and len(line["request_id"]) == 16
+    flat = rendered.getvalue()
+    assert "5551230077" not in flat and "hurt" not in flat and "scared" not in flat
+
+
+def test_a_level_that_is_off_renders_nothing(rendered: Rendered) -> None:
+    """At level info, a debug line writes nothing; an info line is written."""
+    logs.get_logger("haven.test").debug("noisy", conversation_id=1)
+    logs.get_logger("haven.test").info("kept", conversation_id=1)
+    events = [json.loads(line)["event"] for line in rendered.getvalue().splitlines()]
+    assert events == ["kept"]
+
+
+def test_a_closed_stderr_drops_the_line_instead_of_failing_the_caller(
+    rendered: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logging writes to the stderr of the moment, and a line that cannot be written (a
+    closed stream, as after a test's capture ends, or a broken pipe) is dropped: the code
+    that logged goes on (a webhook must not fail after its message was stored)."""
+    logs.get_logger("haven.test").info("first")
+    assert json.loads(rendered.getvalue())["event"] == "first"
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr("sys.stderr", closed)
+    logs.get_logger("haven.test").info("lost", conversation_id=1)  # no exception
+    later = io.StringIO()
+    monkeypatch.setattr("sys.stderr", later)
+    logs.get_logger("haven.test").info("second")
+    assert json.loads(later.getvalue())["event"] == "second"

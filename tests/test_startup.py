@@ -4,6 +4,8 @@ seconds with one clear line on stderr and no traceback."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import site
@@ -11,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -86,6 +89,50 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, str]], str]] = {
 }
 
 
+def said_serving(stderr: str) -> bool:
+    """Whether a JSON log line with the event "serving" is on stderr."""
+    events = []
+    for line in stderr.splitlines():
+        with contextlib.suppress(ValueError):
+            events.append(json.loads(line).get("event"))
+    return "serving" in events
+
+
+def test_serving_is_logged_once_the_server_listens(tmp_path: Path) -> None:
+    """A start-up that works logs "serving" (with no number or secret in it), and only
+    after the port accepts connections: the line means what it says."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HAVEN_", "TWILIO_"))}
+    environ.pop("DATABASE_URL", None)
+    environ |= {"PYTHONPATH": str(ROOT), "HAVEN_LOG_FORMAT": "json", "PORT": str(port)}
+    environ |= {"HAVEN_SECRET_KEY": KEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=environ,
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 20
+        seen = ""
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+            if said_serving(line):
+                # Listening already: a connection succeeds at once.
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                entry = json.loads(line)
+                assert entry["database"] == "sqlite", entry
+                # uvloop is a dependency: serve runs on it.
+                assert entry["loop"] == "uvloop", entry
+                return
+        pytest.fail(f"no 'serving' line within 20 s:\n{seen}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_start_up_error_exits_fast_with_one_clear_line(tmp_path: Path, case: str) -> None:
     """Each misconfiguration ends `serve` with a non-zero exit code in under 10 s, with one
@@ -97,6 +144,7 @@ def test_start_up_error_exits_fast_with_one_clear_line(tmp_path: Path, case: str
     assert seconds < 10, f"{case}: took {seconds:.1f} s"
     line = one_clear_line(stderr)
     assert named.lower() in line.lower(), line
+    assert not said_serving(stderr), f"{case}: 'serving' logged before the error\n{stderr}"
 
 
 # -- a haven.db the serving user cannot write, or cannot read ---------------------------------
@@ -156,6 +204,7 @@ def test_a_haven_db_the_user_cannot_write_or_read_stops_start_up(denied: str) ->
         assert code not in (0, -999), f"exit {code}\n{stderr}"
         assert seconds < 10, f"took {seconds:.1f} s"
         assert "haven.db" in one_clear_line(stderr)
+        assert not said_serving(stderr), f"'serving' logged before the error\n{stderr}"
     finally:
         folder.chmod(0o700)
         shutil.rmtree(folder, ignore_errors=True)

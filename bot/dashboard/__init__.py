@@ -16,10 +16,13 @@ STATIC = Path(__file__).parent / "static"
 
 def setup_dashboard(app: web.Application) -> None:
     """Add the dashboard to an app that already holds SETTINGS, CRYPTO, STORE, EVENTS and
-    ENGINE. Installs the session and CSRF middlewares, so call it before the app starts."""
-    security.setup_security(app)
-    app.middlewares.append(views.refusals)  # after the session's: a refusal flashes
-    app.middlewares.append(access.program_guard)  # other programs' conversations: 403
+    ENGINE. Installs the dashboard's middlewares, so call it before the app starts: the
+    session, CSRF, refusals (after the session's: a refusal flashes) and the program guard
+    (other programs' conversations: 403), run for the dashboard's paths only."""
+    session, csrf = security.session_and_csrf(app)
+    app.middlewares.append(
+        security.dashboard_only(session, csrf, views.refusals, access.program_guard)
+    )
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("bot.dashboard", "templates"),

@@ -8,8 +8,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp_session import Session, get_session, new_session
-from aiohttp_session import setup as session_setup
+from aiohttp.typedefs import Middleware
+from aiohttp_session import Session, get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.crypto import Crypto
@@ -51,7 +51,28 @@ SECURITY_HEADERS = {
 USER = web.RequestKey[User]("dashboard_user")
 
 
-def setup_security(app: web.Application) -> None:
+def dashboard_only(*chain: Middleware) -> Middleware:
+    """One middleware that runs `chain` (outermost first) for browser-facing paths
+    (PROTECTED_PREFIXES: every dashboard route, /static aside) and nothing for the rest:
+    Twilio's webhooks, the probes and /static never open a session, check a CSRF token or
+    map refusals to pages. Those paths have no session to protect and no page to show; the
+    dashboard's paths get exactly the chain they had as separate middlewares."""
+    inner = tuple(reversed(chain))
+
+    @web.middleware
+    async def dashboard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not is_protected(request.path):
+            return await handler(request)
+        for middleware in inner:
+            handler = functools.partial(middleware, handler=handler)
+        return await handler(request)
+
+    return dashboard
+
+
+def session_and_csrf(app: web.Application) -> tuple[Middleware, Middleware]:
+    """The session middleware (an encrypted cookie) and the CSRF check, in that order; and
+    the security headers on every response."""
     settings = app[SETTINGS]
     # The app's Crypto is built at start-up (cleanup_ctx); the session key is derived the
     # same way from the same secret, and is needed now, while middlewares can still be added.
@@ -64,9 +85,8 @@ def setup_security(app: web.Application) -> None:
         max_age=SESSION_MAX_AGE,
         path="/",
     )
-    session_setup(app, storage)
-    app.middlewares.append(csrf_middleware)
     app.on_response_prepare.append(_add_security_headers)
+    return session_middleware(storage), csrf_middleware
 
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:

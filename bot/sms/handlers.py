@@ -7,6 +7,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl
 
+import structlog
 from aiohttp import web
 
 from bot import metrics
@@ -79,8 +80,8 @@ async def inbound_sms(request: web.Request, params: Mapping[str, str]) -> web.St
         log.warning("webhook_malformed", reason=str(exc))
         raise web.HTTPBadRequest(text=str(exc)) from None
     outcome = await request.app[ENGINE].handle_inbound(sms)
-    log.info(
-        "inbound_handled",
+    # On the request's one log line (bot.app.request_context), not a line of its own.
+    structlog.contextvars.bind_contextvars(
         conversation_id=outcome.conversation_id,
         replies=len(outcome.texts),
         duplicate=outcome.duplicate,
