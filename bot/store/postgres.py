@@ -60,13 +60,6 @@ class PgTx(SqlTx):
         # lets "no earlier text of this conversation is being sent" see it.
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", _OUTBOX_LOCK)
 
-    async def _lock_sid(self, provider_sid: str) -> None:
-        # Without it, a callback's upsert and the outbox's SID write can each miss the
-        # other's uncommitted row, and the callback's status would never land.
-        await self._conn.execute(
-            "SELECT pg_advisory_xact_lock($1)", advisory_key("sid:" + provider_sid)
-        )
-
     async def _lock_names(self, names: list[str]) -> None:
         for name in names:
             await self._conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(name))

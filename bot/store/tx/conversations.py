@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.base import Conflict, Conversation, Note, NotFound, Waiting
-from bot.store.tx.core import IN_CHUNK, Row, SqlTxBase, check, check_language, marks
+from bot.store.tx.core import Row, SqlTxBase, check, check_language, marks
 from flows.states import ENDED_STATES, NEW, QUEUED, WITH_ADVOCATE
 
 _ENDED = sorted(ENDED_STATES)
@@ -201,15 +201,10 @@ class ConversationTx(SqlTxBase):
         ]
 
     async def get_conversations(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
-        ids = sorted(set(conversation_ids))
-        found: dict[int, Conversation] = {}
-        for at in range(0, len(ids), IN_CHUNK):
-            part = ids[at : at + IN_CHUNK]
-            rows = await self._fetch(
-                f"SELECT * FROM conversations WHERE id IN ({marks(len(part))})", *part
-            )
-            found.update((r["id"], self._conversation(r)) for r in rows)
-        return found
+        rows = await self._fetch_in(
+            "SELECT * FROM conversations WHERE id IN ({ids})", conversation_ids
+        )
+        return {r["id"]: self._conversation(r) for r in rows}
 
     async def texter_conversations(
         self, texter_id: int, states: Sequence[str] | None = None, limit: int = 10
@@ -280,17 +275,12 @@ class ConversationTx(SqlTxBase):
         return self._note(r)
 
     async def note_counts(self, conversation_ids: Sequence[int]) -> dict[int, int]:
-        ids = sorted(set(conversation_ids))
-        counts: dict[int, int] = {}
-        for at in range(0, len(ids), IN_CHUNK):
-            part = ids[at : at + IN_CHUNK]
-            rows = await self._fetch(
-                "SELECT conversation_id, COUNT(*) AS n FROM notes"
-                f" WHERE conversation_id IN ({marks(len(part))}) GROUP BY conversation_id",
-                *part,
-            )
-            counts.update((r["conversation_id"], int(r["n"])) for r in rows)
-        return counts
+        rows = await self._fetch_in(
+            "SELECT conversation_id, COUNT(*) AS n FROM notes"
+            " WHERE conversation_id IN ({ids}) GROUP BY conversation_id",
+            conversation_ids,
+        )
+        return {r["conversation_id"]: int(r["n"]) for r in rows}
 
     async def list_notes(self, conversation_id: int) -> list[Note]:
         rows = await self._fetch(

@@ -10,6 +10,7 @@ Queries are written once with `?` placeholders; the PostgreSQL transaction rewri
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +65,16 @@ class SqlTxBase(Tx):
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it changed."""
 
+    async def _fetch_in(self, sql: str, ids: Iterable[int]) -> list[Row]:
+        """The rows of `sql` for every one of `ids`, whose `{ids}` is an IN list: asked in
+        chunks of IN_CHUNK, ascending, since both drivers cap bound parameters."""
+        wanted = sorted(set(ids))
+        rows: list[Row] = []
+        for at in range(0, len(wanted), IN_CHUNK):
+            part = wanted[at : at + IN_CHUNK]
+            rows += await self._fetch(sql.format(ids=marks(len(part))), *part)
+        return rows
+
     async def _execute_later(self, sql: str, *args: Any) -> None:
         """A write whose result nobody needs (no row count, no RETURNING). A backend may
         hold it back and send it with the transaction's next statement (SQLite: in the
@@ -87,7 +98,10 @@ class SqlTxBase(Tx):
         """Hook: PostgreSQL makes concurrent outbox claimers take turns (see PgTx)."""
 
     async def _lock_sid(self, provider_sid: str) -> None:
-        """Hook: PostgreSQL makes a callback and the recording of its SID take turns."""
+        """A callback and the recording of its SID take turns (PostgreSQL: without it, a
+        callback's upsert and the outbox's SID write can each miss the other's uncommitted
+        row, and the callback's status would never land)."""
+        await self._lock_names(["sid:" + provider_sid])
 
     async def _lock_names(self, names: list[str]) -> None:
         """Hook: PostgreSQL holds these names (advisory locks, in the order given) until the

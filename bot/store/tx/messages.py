@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from bot.sms.statuses import ALIASES, DELIVERY_RANK, FINAL_RANK, UNCERTAIN
 from bot.store.base import Message, NotFound, ReplySid
-from bot.store.tx.core import IN_CHUNK, Row, SqlTxBase, check, marks, utc
+from bot.store.tx.core import Row, SqlTxBase, check, utc
 
 # Haven's own: "received" (inbound), "replied" (sent inside the webhook's TwiML).
 MESSAGE_STATUSES = frozenset({"received", "replied", UNCERTAIN, *DELIVERY_RANK})
@@ -89,17 +89,14 @@ class MessageTx(SqlTxBase):
         return [self._message(r) for r in rows]
 
     async def inbound_messages(self, conversation_ids: Sequence[int]) -> dict[int, list[Message]]:
-        ids = sorted(set(conversation_ids))
+        rows = await self._fetch_in(  # messages_conversation (conversation_id, id)
+            "SELECT * FROM messages WHERE conversation_id IN ({ids})"
+            " AND direction = 'in' ORDER BY conversation_id, id",
+            conversation_ids,
+        )
         found: dict[int, list[Message]] = {}
-        for at in range(0, len(ids), IN_CHUNK):
-            part = ids[at : at + IN_CHUNK]
-            rows = await self._fetch(  # messages_conversation (conversation_id, id)
-                f"SELECT * FROM messages WHERE conversation_id IN ({marks(len(part))})"
-                " AND direction = 'in' ORDER BY conversation_id, id",
-                *part,
-            )
-            for r in rows:
-                found.setdefault(r["conversation_id"], []).append(self._message(r))
+        for r in rows:
+            found.setdefault(r["conversation_id"], []).append(self._message(r))
         return found
 
     async def unread_count(self, conversation_id: int, user_id: int) -> int:

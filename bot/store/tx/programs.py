@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.base import Conflict, Program
-from bot.store.tx.core import Row, SqlTxBase, check, marks
+from bot.store.tx.core import Row, SqlTxBase, check
 from bot.vocabulary import is_e164
 
 
@@ -98,12 +98,10 @@ class ProgramTx(SqlTxBase):
         return [int(r["program_id"]) for r in rows]
 
     async def users_program_ids(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
-        if not user_ids:
-            return {}
-        rows = await self._fetch(
-            f"SELECT user_id, program_id FROM user_programs WHERE user_id IN"
-            f" ({marks(len(user_ids))}) ORDER BY user_id, program_id",
-            *user_ids,
+        rows = await self._fetch_in(
+            "SELECT user_id, program_id FROM user_programs WHERE user_id IN ({ids})"
+            " ORDER BY user_id, program_id",
+            user_ids,
         )
         found: dict[int, list[int]] = {user_id: [] for user_id in user_ids}
         for r in rows:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.store.base import Conflict, NotFound, Texter
-from bot.store.tx.core import IN_CHUNK, Row, SqlTxBase, check, check_language, marks
+from bot.store.tx.core import Row, SqlTxBase, check, check_language
 from bot.vocabulary import is_e164
 
 # A stable, friendly alias from the texter id (never from the number): a multiplicative
@@ -58,15 +58,8 @@ class TexterTx(SqlTxBase):
         return self._texter(r)
 
     async def get_texters(self, texter_ids: Sequence[int]) -> dict[int, Texter]:
-        ids = sorted(set(texter_ids))
-        found: dict[int, Texter] = {}
-        for at in range(0, len(ids), IN_CHUNK):
-            part = ids[at : at + IN_CHUNK]
-            rows = await self._fetch(
-                f"SELECT * FROM texters WHERE id IN ({marks(len(part))})", *part
-            )
-            found.update((r["id"], self._texter(r)) for r in rows)
-        return found
+        rows = await self._fetch_in("SELECT * FROM texters WHERE id IN ({ids})", texter_ids)
+        return {r["id"]: self._texter(r) for r in rows}
 
     async def create_texter(
         self, phone_hash: str, phone: str, language: str, now: datetime
