@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TextIO
 
 from bot import logs
@@ -213,15 +213,11 @@ async def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_purge(settings: Settings) -> int:
-    from bot.app import LOGIN_THROTTLE_KEPT
+    from bot.app import apply_retention
     from bot.engine import utcnow
 
     async with opened_store(settings) as store, store.transaction() as tx:
-        removed = await tx.purge_before(utcnow() - timedelta(days=settings.retention_days))
-        audit = await tx.purge_audit_before(
-            utcnow() - timedelta(days=settings.audit_retention_days)
-        )
-        await tx.prune_login_throttle(utcnow() - LOGIN_THROTTLE_KEPT)
+        removed, audit = await apply_retention(tx, settings, utcnow())
     print(json.dumps({"conversations_removed": removed, "audit_removed": audit}))
     return 0
 

@@ -11,7 +11,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from aiohttp import web
@@ -27,7 +27,7 @@ from bot.settings import Settings, SettingsError
 from bot.sms import handlers
 from bot.sms.outbox import OutboxWorker
 from bot.sms.sender import make_sender
-from bot.store import Store, open_store
+from bot.store import Store, Tx, open_store
 
 log = get_logger("haven.app")
 WORKER = web.AppKey("worker", OutboxWorker)
@@ -35,6 +35,16 @@ RETENTION_EVERY = timedelta(hours=1)
 # Login-throttle state is kept a day: well past its window and its longest lock-out.
 LOGIN_THROTTLE_KEPT = timedelta(days=1)
 STARTUP_TIMEOUT = 5.0  # seconds to reach the database at start-up
+
+
+async def apply_retention(tx: Tx, settings: Settings, now: datetime) -> tuple[int, int]:
+    """Retention, hourly in serve and on demand in `purge`: conversations and audit rows
+    past their periods, and the login throttle's old counts. Returns the conversations and
+    audit rows removed."""
+    removed = await tx.purge_before(now - timedelta(days=settings.retention_days))
+    audit = await tx.purge_audit_before(now - timedelta(days=settings.audit_retention_days))
+    await tx.prune_login_throttle(now - LOGIN_THROTTLE_KEPT)
+    return removed, audit
 
 
 @web.middleware
@@ -164,13 +174,7 @@ async def background(app: web.Application) -> AsyncIterator[None]:
                 await engine.check_alarms(now)
                 if now - last_retention >= RETENTION_EVERY:
                     async with store.transaction() as tx:
-                        removed = await tx.purge_before(
-                            now - timedelta(days=settings.retention_days)
-                        )
-                        audit = await tx.purge_audit_before(
-                            now - timedelta(days=settings.audit_retention_days)
-                        )
-                        await tx.prune_login_throttle(now - LOGIN_THROTTLE_KEPT)
+                        removed, audit = await apply_retention(tx, settings, now)
                     last_retention = now
                     log.info(
                         "retention_applied", conversations_removed=removed, audit_removed=audit

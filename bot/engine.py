@@ -335,19 +335,17 @@ class Engine:
         replies: Sequence[Say],
         now: datetime,
         events: list[Event],
-        holder: int | None = None,
-        program: programs.ProgramView | None = None,
-        stored: tuple[object, ...] | None = None,
+        holder: int | None,
+        program: programs.ProgramView,
+        stored: tuple[object, ...],
     ) -> tuple[list[str], list[str]]:
         """Persist the step, carry out its effects and render its replies (after saving,
         so a queue position counts this texter at its new priority). Returns the texts and
         a new reference for each. The replies to DELETE and EXIT are not stored (their
         conversation is erased): their references name no message, so their SIDs, when
-        Twilio reports them, are redacted at once. `program`: the conversation's, when the
-        caller has it; `stored`: the texter's fields as stored (the texter row is written
-        only when they changed)."""
-        if program is None:
-            program = await programs.of_conversation(tx, conv, self.settings)
+        Twilio reports them, are redacted at once. `program`: the conversation's;
+        `stored`: the texter's fields as stored (the texter row is written only when they
+        changed)."""
         if "delete_all" in model.effects:
             texts = [(await self._render_one(tx, conv, say, now, program))[1] for say in replies]
             await tx.delete_texter(texter.id)
@@ -363,7 +361,7 @@ class Engine:
             )
             events.append(Event("queue", {}))
             return texts, [new_reply_ref() for _ in texts]
-        if stored is None or _texter_fields(texter) != stored:
+        if _texter_fields(texter) != stored:
             await tx.save_texter(texter)
         await tx.save_conversation(conv)
         if texter.opted_out:  # carriers would refuse them: nothing waiting goes out
@@ -406,13 +404,10 @@ class Engine:
         conv: Conversation,
         say: Say,
         now: datetime,
-        program: programs.ProgramView | None = None,
+        program: programs.ProgramView,
     ) -> tuple[str, str]:
         """The copy id actually used (a wait text becomes its _unstaffed form when nobody
-        is available) and the rendered text. `program`: the conversation's, if the caller
-        has it already (else read here)."""
-        if program is None:
-            program = await programs.of_conversation(tx, conv, self.settings)
+        is available) and the rendered text, in the conversation's `program`."""
         params: dict[str, Any] = {
             "org": program.name,
             "terms": self.settings.terms_url,
