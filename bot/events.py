@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 CHANNEL = "haven_events"
 
@@ -29,6 +29,19 @@ class Event:
 
 
 RESYNC = "resync"  # the kind a subscriber finds when it fell behind and lost events
+_Item = TypeVar("_Item")
+
+
+def put_or_resync(queue: asyncio.Queue[_Item], item: _Item, resync: _Item) -> bool:
+    """Queue `item`; on a full queue first replace its backlog with `resync`, so a reader
+    that fell behind re-reads instead of missing events unseen. True when it did."""
+    behind = queue.full()
+    if behind:
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(resync)
+    queue.put_nowait(item)
+    return behind
 
 
 class Events:
@@ -65,11 +78,7 @@ class Events:
 
     def publish_local(self, event: Event) -> None:
         for queue in self._subscribers:
-            if queue.full():
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(Event(RESYNC))
-            queue.put_nowait(event)
+            put_or_resync(queue, event, Event(RESYNC))
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:

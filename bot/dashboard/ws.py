@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from bot import alarms
 from bot.dashboard.access import who_sees_each
 from bot.dashboard.security import ANY_STAFF, current_user, require_role, user_of
-from bot.events import RESYNC, Event
+from bot.events import RESYNC, Event, put_or_resync
 from bot.keys import EVENTS, STORE
 from bot.store.base import User
 
@@ -43,12 +43,8 @@ class Screen:
         self.resyncs = 0
 
     def put(self, text: str) -> None:
-        if self.outbox.full():  # too slow: it re-reads instead of losing events unseen
-            while not self.outbox.empty():
-                self.outbox.get_nowait()
-            self.outbox.put_nowait(RESYNC_TEXT)
+        if put_or_resync(self.outbox, text, RESYNC_TEXT):  # too slow: it re-reads instead
             self.resyncs += 1
-        self.outbox.put_nowait(text)
 
 
 class Screens:
