@@ -161,7 +161,7 @@ def _python_for(uid: int) -> tuple[str, tuple[str, ...]]:
     for python, extra in ((sys.executable, ()), (f"/usr/bin/python{version}", ours)):
         try:
             probe = subprocess.run(
-                [python, "-c", "import aiohttp, aiosqlite, bot.app"],
+                [python, "-c", "import aiohttp, bot.app"],
                 cwd="/",
                 env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(ROOT), *extra])},
                 capture_output=True,

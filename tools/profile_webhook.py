@@ -49,13 +49,6 @@ def _params(number: str, body: str) -> dict[str, str]:
     }
 
 
-def _connections(store: Any) -> list[Any]:
-    """The store's aiosqlite connections (whatever attributes hold them)."""
-    import aiosqlite
-
-    return [v for v in vars(store).values() if isinstance(v, aiosqlite.Connection)]
-
-
 class Session:
     def __init__(self, folder: Path) -> None:
         from bot.app import create_app
@@ -100,8 +93,7 @@ async def count(texters: int, show: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         async with Session(Path(folder)) as s:
             seen: list[str] = []
-            for conn in _connections(s.store()):
-                await conn.set_trace_callback(seen.append)
+            await s.store().trace(seen.append)
             for texter in range(texters):
                 for body in SCRIPT:
                     signed = s.signed(f"+1555300{texter:04d}", body)

@@ -1,18 +1,26 @@
-"""SQLite backend (the default): one aiosqlite connection, WAL, foreign keys on.
+"""SQLite backend (the default): WAL, foreign keys on, one writing connection.
 
-Every transaction holds one asyncio lock (the write lock) while its statements run, so
-tasks never interleave inside a transaction. `transaction(lock_key)` first takes a per-key
-lock as well, so the per-texter serialisation contract reads the same as PostgreSQL's
-advisory locks.
+The writing connection runs its statements on the event loop's own thread: a point read or
+a one-row write costs SQLite a few microseconds, and a hop to a worker thread and back cost
+the loop ten times that in wake-ups and GIL hand-overs (issue 11's profile: the hops were
+half of a webhook's CPU). Only what can take long leaves the loop: COMMIT (its fsync), a
+BEGIN that has to wait for another process's write (retried with `asyncio.sleep`, never a
+blocking busy wait), migrations, and every read of `reading()`, which runs on a second,
+read-only connection in a thread of its own so a big dashboard read never stalls a webhook.
+
+Every transaction holds one asyncio lock (the write lock) from its first statement to its
+end, so tasks never interleave inside a transaction. `transaction(lock_key)` first takes a
+per-key lock as well, so the per-texter serialisation contract reads the same as
+PostgreSQL's advisory locks.
 
 Group commit (issue 11). Transactions that follow each other while others wait for the
 write lock share one SQLite transaction: the first opens it (BEGIN IMMEDIATE), each later
 one runs inside a SAVEPOINT of its own (so a failure undoes only its own work), and one
 COMMIT (one fsync) ends them all. Nobody's `transaction()` block returns before that COMMIT
 has returned: a webhook is acknowledged only once its message is durable, and a kill -9
-loses nothing acknowledged. A transaction that finds nobody waiting commits at once, as
-before. The opening statement (BEGIN or SAVEPOINT) goes to SQLite's thread in the same hop
-as the transaction's first statement, so it costs no round trip of its own.
+loses nothing acknowledged. A transaction that finds nobody waiting commits at once. While
+one group's COMMIT runs in its thread, the webhooks that arrive queue for the write lock and
+form the next group.
 """
 
 from __future__ import annotations
@@ -22,18 +30,21 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
-from typing import Any
-
-import aiosqlite
+from functools import partial
+from typing import Any, TypeVar
 
 from bot.crypto import Crypto
 from bot.store.base import Conflict, NotFound, Store, Tx
 from bot.store.sql import Row, SqlTx, load_migrations, no_nesting, utc
 
+_T = TypeVar("_T")
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # fixed width, so text order is time order
+# How long a statement waits for another process's write lock (a CLI command, say) before
+# it fails: BEGIN on the loop retries with asyncio.sleep; the threads let SQLite wait.
 BUSY_TIMEOUT_MS = 5000
 # Upserts and UPDATE/DELETE ... RETURNING (claims, alarms, statuses) need SQLite 3.35.
 MIN_SQLITE = (3, 35, 0)
@@ -41,63 +52,56 @@ MIN_SQLITE = (3, 35, 0)
 # so a steady stream of webhooks still gets acknowledged.
 GROUP_MAX = 64
 GROUP_MAX_AGE = 0.05
+_BUSY_FIRST_SLEEP = 0.001
 
 
 class SqliteTx(SqlTx):
+    """A transaction on one connection. `thread` None: statements run on the calling (event
+    loop) thread; else each call runs there, in order, as one unit of work."""
+
     def __init__(
         self,
-        conn: aiosqlite.Connection,
+        db: sqlite3.Connection,
         crypto: Crypto,
         opening: Callable[[SqliteTx], str],
+        thread: ThreadPoolExecutor | None = None,
     ) -> None:
         super().__init__(crypto)
-        self._conn = conn
+        self._db = db
+        self._thread = thread
         self._opening: Callable[[SqliteTx], str] | None = opening
-        self.opened = False  # its opening statement was sent (it may be running still)
+        self.opened = False  # its opening statement ran
         self.savepoint: str | None = None  # its savepoint inside a shared transaction
-        self._later: list[tuple[str, tuple[Any, ...]]] = []  # writes sent with the next hop
+        self._later: list[tuple[str, tuple[Any, ...]]] = []  # writes run before the next call
 
-    def _run(self, sql: str | None, args: tuple[Any, ...], fetch: bool) -> Awaitable[Any]:
-        """One statement in SQLite's thread, preceded in the same hop by this transaction's
-        opening statement (BEGIN IMMEDIATE or SAVEPOINT) if it has not been sent yet, and
-        by the writes held back by `_execute_later`, in the order they were made. With
-        `sql` None, only those."""
+    async def _call(self, sql: str | None, args: tuple[Any, ...], fetch: bool) -> Any:
+        """One statement (with `sql` None, none), preceded by this transaction's opening
+        statement (BEGIN IMMEDIATE, BEGIN or SAVEPOINT) if it has not run yet, and by the
+        writes held back by `_execute_later`, in the order they were made."""
         self._guard()
         first: list[tuple[str, tuple[Any, ...]]] = []
         if self._opening is not None:
-            first.append((self._opening(self), ()))
-            self._opening = None
+            opening, self._opening = self._opening(self), None
+            if self._thread is None:
+                await _begin(self._db, opening)
+            else:
+                first.append((opening, ()))
             self.opened = True
         first += self._later
         self._later = []
-        conn = self._conn
-
-        def work() -> Any:
-            # aiosqlite runs `work` on its own thread, in order with every other call.
-            db = conn._conn  # the sqlite3 connection behind aiosqlite (private)
-            for statement, params in first:
-                db.execute(statement, params).close()
-            if sql is None:
-                return None
-            cursor = db.execute(sql, args)
-            try:
-                return cursor.fetchall() if fetch else cursor.rowcount
-            finally:
-                cursor.close()
-
-        return conn._execute(work)  # queue `work` on aiosqlite's thread (private)
+        work = partial(_statements, self._db, first, sql, args, fetch)
+        try:
+            if self._thread is None:
+                return work()
+            return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(exc) from exc
 
     async def _fetch(self, sql: str, *args: Any) -> list[Row]:
-        try:
-            return list(await self._run(sql, args, fetch=True))
-        except sqlite3.IntegrityError as exc:
-            raise _integrity(exc) from exc
+        return list(await self._call(sql, args, fetch=True))
 
     async def _execute(self, sql: str, *args: Any) -> int:
-        try:
-            return int(await self._run(sql, args, fetch=False))
-        except sqlite3.IntegrityError as exc:
-            raise _integrity(exc) from exc
+        return int(await self._call(sql, args, fetch=False))
 
     async def _execute_later(self, sql: str, *args: Any) -> None:
         self._guard()
@@ -105,16 +109,68 @@ class SqliteTx(SqlTx):
 
     async def flush_writes(self) -> None:
         if self._later:
-            try:
-                await self._run(None, (), fetch=False)
-            except sqlite3.IntegrityError as exc:
-                raise _integrity(exc) from exc
+            await self._call(None, (), fetch=False)
 
     def _ts(self, value: datetime) -> str:
         return value.strftime(_TS_FORMAT)
 
     def _dt(self, value: Any) -> datetime:
         return utc(datetime.fromisoformat(value))
+
+
+def _statements(
+    db: sqlite3.Connection,
+    first: list[tuple[str, tuple[Any, ...]]],
+    sql: str | None,
+    args: tuple[Any, ...],
+    fetch: bool,
+) -> Any:
+    for statement, params in first:
+        db.execute(statement, params).close()
+    if sql is None:
+        return None
+    cursor = db.execute(sql, args)
+    try:
+        return cursor.fetchall() if fetch else cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+async def _begin(db: sqlite3.Connection, statement: str) -> None:
+    """Open the writer's transaction on the loop. The connection never waits inside SQLite
+    (busy timeout 0): when another process holds the write lock, sleep and try again, so
+    the loop keeps serving (health checks, dashboard reads) meanwhile."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = _BUSY_FIRST_SLEEP
+    while True:
+        try:
+            db.execute(statement).close()
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _commit_waiting(db: sqlite3.Connection) -> None:
+    """COMMIT in the commit thread; in WAL it is seldom busy (another process's checkpoint),
+    and then this thread, not the loop, waits and tries again."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = _BUSY_FIRST_SLEEP
+    while True:
+        try:
+            db.execute("COMMIT").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _integrity(exc: sqlite3.IntegrityError) -> Exception:
@@ -136,11 +192,6 @@ def _private_file(path: str) -> None:
         os.close(fd)
 
 
-def _can_open(path: str) -> None:
-    """Raise sqlite3's own error if the database file cannot be opened."""
-    sqlite3.connect(path).close()
-
-
 class _KeyLock:
     __slots__ = ("lock", "users")
 
@@ -149,21 +200,29 @@ class _KeyLock:
         self.users = 0
 
 
-async def _rollback(conn: aiosqlite.Connection, statement: str = "ROLLBACK") -> None:
-    """Roll back (or back to a savepoint) even when the task was cancelled mid-statement.
-    aiosqlite runs statements in order on its own thread, so a BEGIN, SAVEPOINT or COMMIT
-    still in flight runs before this; checking `in_transaction` first would race with it.
-    Shielded, so a second cancellation cannot leave the shared connection inside a
-    transaction."""
+def _connect(path: str, busy_ms: int) -> sqlite3.Connection:
+    """A connection we BEGIN ourselves, usable from the loop and one thread of ours (never
+    from two at once: the write lock, or the reader's lock and its single thread, see to
+    that)."""
+    db = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000
+    )
     try:
-        await asyncio.shield(conn.execute(statement))
-    except sqlite3.OperationalError:
-        pass  # nothing to undo: BEGIN or SAVEPOINT never ran, or COMMIT already did
-    except asyncio.CancelledError:
-        pass  # the shielded statement still runs; the caller is already unwinding
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON").close()
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
-async def _through(task: asyncio.Future[None]) -> None:
+def _quiet_rollback(db: sqlite3.Connection, statement: str = "ROLLBACK") -> None:
+    """Roll back (or back to a savepoint); nothing to undo is not an error."""
+    with contextlib.suppress(sqlite3.OperationalError):
+        db.execute(statement).close()
+
+
+async def _through(task: asyncio.Future[_T]) -> _T:
     """Wait for `task` even through cancellation (then re-raise it once it is done): the
     write lock must not be let go while a COMMIT is still running on the connection."""
     cancelled = False
@@ -174,20 +233,11 @@ async def _through(task: asyncio.Future[None]) -> None:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
-    task.result()
+    return task.result()
 
 
-async def _open_reader(path: str) -> aiosqlite.Connection:
-    """The read-only connection: it sees what is committed, and refuses to write."""
-    reader = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        reader.row_factory = aiosqlite.Row
-        await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await reader.execute("PRAGMA query_only = ON")
-    except BaseException:
-        await reader.close()
-        raise
-    return reader
+async def _in(thread: ThreadPoolExecutor, work: Callable[[], _T]) -> _T:
+    return await asyncio.get_running_loop().run_in_executor(thread, work)
 
 
 class _Group:
@@ -207,113 +257,105 @@ class SqliteStore(Store):
     def __init__(self, path: str, crypto: Crypto) -> None:
         self.path = path
         self._crypto = crypto
-        self._conn: aiosqlite.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # the writer, used on the loop
+        self._commits: ThreadPoolExecutor | None = None  # its COMMITs and migrations
         self._write_lock = asyncio.Lock()
         self._key_locks: dict[str, _KeyLock] = {}
         self._waiting = 0  # tasks waiting for the write lock
         self._group: _Group | None = None  # the open shared transaction, if any
         self._flush: asyncio.Task[None] | None = None  # a commit queued behind the waiters
-        # Reads outside the write lock: a second, read-only connection (WAL lets it read
-        # the last committed state while a write transaction runs). None in memory.
-        self._reader: aiosqlite.Connection | None = None
+        # Reads outside the write lock: a second, read-only connection in its own thread
+        # (WAL lets it read the last committed state while a write transaction runs).
+        # None in memory.
+        self._reader: sqlite3.Connection | None = None
+        self._reads: ThreadPoolExecutor | None = None
         self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        if self._conn is not None:
+        if self._db is not None:
             return
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise RuntimeError(
                 f"Haven needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (RETURNING);"
                 f" this Python has {sqlite3.sqlite_version}: use PostgreSQL or a newer Python"
             )
-        if self.path != ":memory:" and not self.path.startswith("file:"):
+        on_disk = self.path != ":memory:" and not self.path.startswith("file:")
+        if on_disk:
             _private_file(self.path)
-        # Opened once directly first: when aiosqlite fails to open a file, it queues its
-        # worker thread's stop without waiting, and that thread may then report to an event
-        # loop that has closed (a traceback at exit, after start-up's one clear line).
-        await asyncio.to_thread(_can_open, self.path)
-        conn = await aiosqlite.connect(self.path, isolation_level=None)  # we say BEGIN
-        try:
-            conn.row_factory = aiosqlite.Row
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            if self.path != ":memory:":
-                await conn.execute("PRAGMA journal_mode = WAL")
-        except BaseException:
-            # aiosqlite's thread would otherwise keep the process alive after the error.
-            await conn.close()
-            raise
-        self._conn = conn
-        if self.path != ":memory:" and not self.path.startswith("file:"):
-            self._reader = await _open_reader(self.path)
+        db = _connect(self.path, 0)  # never waits inside SQLite on the loop: see _begin
+        if self.path != ":memory:":
+            try:
+                db.execute("PRAGMA journal_mode = WAL").close()
+            except BaseException:
+                db.close()
+                raise
+        self._db = db
+        self._commits = ThreadPoolExecutor(1, thread_name_prefix="haven-sqlite-commit")
+        if on_disk:
+            reader = _connect(self.path, BUSY_TIMEOUT_MS)
+            reader.execute("PRAGMA query_only = ON").close()  # it refuses to write
+            self._reader = reader
+            self._reads = ThreadPoolExecutor(1, thread_name_prefix="haven-sqlite-read")
 
     async def close(self) -> None:
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
+        if self._reader is not None and self._reads is not None:
+            reader, reads, self._reader = self._reader, self._reads, None
             async with self._read_lock:
-                await reader.close()
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+                await _in(reads, reader.close)
+            reads.shutdown(wait=False)
+        if self._db is not None and self._commits is not None:
+            db, commits = self._db, self._commits
             async with self._write_lock:  # let a running transaction finish first
                 if self._group is not None:  # nothing waiting on a commit is dropped
-                    await _through(asyncio.ensure_future(self._commit(conn)))
-                await conn.close()
+                    await _through(asyncio.ensure_future(self._commit()))
+                self._db = None
+                db.close()
+            commits.shutdown(wait=False)
 
-    def _connection(self) -> aiosqlite.Connection:
-        if self._conn is None:
+    def _writer(self) -> sqlite3.Connection:
+        if self._db is None:
             raise RuntimeError("the store is not open; await store.open() first")
-        return self._conn
+        return self._db
 
     async def trace(self, callback: Callable[[str], object] | None) -> None:
-        """Have SQLite call `callback` with every statement it runs on this store's
-        connections (None stops it): for counting statements (tests, tools)."""
-        # aiosqlite's stub wants a callable; None is what sqlite3 takes to stop tracing.
-        await self._connection().set_trace_callback(callback)  # type: ignore[arg-type]
+        """Have SQLite call `callback` with every statement it runs on the writing
+        connection (None stops it): for counting statements (tests, tools)."""
+        self._writer().set_trace_callback(callback)
 
     async def ping(self) -> None:
-        await self._connection().execute_fetchall("SELECT 1")
+        if self._reader is not None and self._reads is not None:
+            reader = self._reader
+            async with self._read_lock:
+                await _in(self._reads, lambda: reader.execute("SELECT 1").fetchall())
+            return
+        db = self._writer()
+        async with self._write_lock:
+            db.execute("SELECT 1").fetchall()
 
     # -- migrations ---------------------------------------------------------------------------
-    async def _applied(self, conn: aiosqlite.Connection) -> set[int]:
-        exists = await conn.execute_fetchall(
+    def _applied(self) -> set[int]:
+        db = self._writer()
+        exists = db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        )
+        ).fetchall()
         if not exists:
             return set()
-        return {r[0] for r in await conn.execute_fetchall("SELECT version FROM schema_migrations")}
+        return {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
 
     async def pending_migrations(self) -> list[int]:
-        done = await self._applied(self._connection())
+        self._writer()
+        async with self._write_lock:
+            done = self._applied()
         return [m.number for m in load_migrations("sqlite") if m.number not in done]
 
     async def migrate(self) -> list[int]:
-        conn = self._connection()
-        applied: list[int] = []
+        db = self._writer()
+        assert self._commits is not None
         async with self._write_lock:
             if self._group is not None:  # never inside a shared transaction
-                await _through(asyncio.ensure_future(self._commit(conn)))
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-            )
-            done = await self._applied(conn)
-            for m in load_migrations("sqlite"):
-                if m.number in done:
-                    continue
-                # One script, one transaction: the version row first, so a second
-                # migrator racing on the same file fails cleanly instead of half-applying.
-                script = (
-                    f"BEGIN IMMEDIATE;\nINSERT INTO schema_migrations (version)"
-                    f" VALUES ({m.number});\n{m.sql}\nCOMMIT;"
-                )
-                try:
-                    await conn.executescript(script)
-                except BaseException:
-                    if conn.in_transaction:
-                        await conn.execute("ROLLBACK")
-                    raise
-                applied.append(m.number)
-        return applied
+                await _through(asyncio.ensure_future(self._commit()))
+            # In the commit thread, where SQLite may wait for another migrator's lock.
+            return await _through(asyncio.ensure_future(_in(self._commits, partial(_migrate, db))))
 
     # -- transactions -------------------------------------------------------------------------
     def transaction(self, lock_key: str | None = None) -> AbstractAsyncContextManager[Tx]:
@@ -324,21 +366,23 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[Tx]:
-        reader = self._reader
-        if reader is None:  # an in-memory database has one connection: share its lock
+        reader, reads = self._reader, self._reads
+        if reader is None or reads is None:  # in memory, one connection: share its lock
             async with self._transaction(None) as tx:
                 yield tx
             return
         with no_nesting():
             async with self._read_lock:  # one reader at a time; never the write lock
-                tx = SqliteTx(reader, self._crypto, lambda _tx: "BEGIN")  # one snapshot
+                tx = SqliteTx(reader, self._crypto, lambda _tx: "BEGIN", reads)  # a snapshot
                 try:
                     yield tx
                     await tx.flush_writes()  # a write held back is refused here too
                 finally:
                     tx.closed = True
-                    if tx.opened:
-                        await _rollback(reader)  # ends the snapshot; it wrote nothing
+                    if tx.opened:  # ends the snapshot (it wrote nothing), after any read
+                        # still running in the reader's thread, even if we were cancelled
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await asyncio.shield(_in(reads, partial(_quiet_rollback, reader)))
 
     @asynccontextmanager
     async def _key_lock(self, key: str) -> AsyncIterator[None]:
@@ -356,7 +400,7 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def _transaction(self, lock_key: str | None) -> AsyncIterator[Tx]:
-        conn = self._connection()
+        db = self._writer()
         with no_nesting():
             # The key lock is held until this transaction's work is committed: the
             # texter's next message is loaded only once this one is durable.
@@ -368,17 +412,17 @@ class SqliteStore(Store):
                     self._waiting -= 1
                 locked = True
                 try:
-                    tx = SqliteTx(conn, self._crypto, self._opening)
+                    tx = SqliteTx(db, self._crypto, self._opening)
                     try:
                         yield tx
-                        await tx.flush_writes()  # the writes held back, in one hop
+                        await tx.flush_writes()  # the writes held back
                     except BaseException:
                         tx.closed = True
                         if tx.opened and tx.savepoint is None:
                             self._group = None  # it began the shared transaction, alone
-                            await _rollback(conn)
+                            _quiet_rollback(db)
                         elif tx.opened:
-                            await _rollback(conn, f"ROLLBACK TO {tx.savepoint}")
+                            _quiet_rollback(db, f"ROLLBACK TO {tx.savepoint}")
                         raise
                     tx.closed = True
                     group = self._group
@@ -389,7 +433,7 @@ class SqliteStore(Store):
                         or group.members >= GROUP_MAX
                         or time.monotonic() - group.started >= GROUP_MAX_AGE
                     ):
-                        await _through(asyncio.ensure_future(self._commit(conn)))
+                        await _through(asyncio.ensure_future(self._commit()))
                         return
                     # Others wait for the lock: let them add their work to this
                     # transaction, and commit behind them (asyncio.Lock is first come,
@@ -404,7 +448,7 @@ class SqliteStore(Store):
                         self._write_lock.release()
 
     def _opening(self, tx: SqliteTx) -> str:
-        """The statement that opens a transaction's work (sent with its first statement):
+        """The statement that opens a transaction's work (run before its first statement):
         the shared transaction's BEGIN, or a savepoint inside it."""
         if self._group is None:
             self._group = _Group()
@@ -413,17 +457,18 @@ class SqliteStore(Store):
         tx.savepoint = f"haven_{self._group.members}"
         return f"SAVEPOINT {tx.savepoint}"
 
-    async def _commit(self, conn: aiosqlite.Connection) -> None:
-        """COMMIT the shared transaction (the caller holds the write lock) and tell every
-        member waiting on it; if the COMMIT fails, all of it is rolled back and they all
-        fail (their webhooks get a 5xx and Twilio sends them again)."""
+    async def _commit(self) -> None:
+        """COMMIT the shared transaction in the commit thread (the caller holds the write
+        lock) and tell every member waiting on it; if the COMMIT fails, all of it is rolled
+        back and they all fail (their webhooks get a 5xx and Twilio sends them again)."""
         group, self._group = self._group, None
-        if group is None:
+        if group is None or self._db is None or self._commits is None:
             return
+        db = self._db
         try:
-            await conn.execute("COMMIT")
+            await _in(self._commits, partial(_commit_waiting, db))
         except BaseException as exc:
-            await _rollback(conn)
+            _quiet_rollback(db)
             failure = exc if isinstance(exc, Exception) else RuntimeError("COMMIT interrupted")
             group.committed.set_exception(failure)
             group.committed.exception()  # retrieved here; each member re-raises it
@@ -433,8 +478,8 @@ class SqliteStore(Store):
     async def _commit_later(self) -> None:
         try:
             async with self._write_lock:
-                if self._group is not None and self._conn is not None:
-                    await self._commit(self._conn)
+                if self._group is not None and self._db is not None:
+                    await self._commit()
         except Exception:  # each member waiting on the group raises it
             pass
         finally:
@@ -444,3 +489,34 @@ class SqliteStore(Store):
     def key_locks_held(self) -> int:
         """How many per-key lock entries exist (for tests: they are cleaned up)."""
         return len(self._key_locks)
+
+
+def _migrate(db: sqlite3.Connection) -> list[int]:
+    """Apply the pending migrations (in the commit thread, where waiting is allowed)."""
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").close()
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+            " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        ).close()
+        done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
+        applied: list[int] = []
+        for m in load_migrations("sqlite"):
+            if m.number in done:
+                continue
+            # One script, one transaction: the version row first, so a second migrator
+            # racing on the same file fails cleanly instead of half-applying.
+            script = (
+                f"BEGIN IMMEDIATE;\nINSERT INTO schema_migrations (version)"
+                f" VALUES ({m.number});\n{m.sql}\nCOMMIT;"
+            )
+            try:
+                db.executescript(script)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK").close()
+                raise
+            applied.append(m.number)
+        return applied
+    finally:
+        db.execute("PRAGMA busy_timeout = 0").close()  # back to never waiting on the loop

@@ -1,6 +1,7 @@
-"""SQLite group commit (issue 11): transactions that queue for the write lock share one
-COMMIT, each block returns only after its work is durable, and a failure undoes only the
-failing transaction's work."""
+"""SQLite's connection layer (issue 11). Group commit: transactions that queue for the
+write lock share one COMMIT, each block returns only after its work is durable, and a
+failure undoes only the failing transaction's work. Statements run on the loop; only the
+COMMIT, and a wait for another process's lock, leave it or yield it."""
 
 from __future__ import annotations
 
@@ -138,4 +139,77 @@ async def test_reads_do_not_wait_behind_a_write_and_see_only_committed_data(
     finally:
         release.set()
         await task
+        await sqlite_store.close()
+
+
+async def test_statements_run_on_the_loop_and_only_commit_leaves_it(
+    sqlite_store: SqliteStore,
+) -> None:
+    """A write transaction's statements run on the event loop's own thread (no hop per
+    statement); its COMMIT, which waits for the disk, runs on the commit thread."""
+    import threading
+    from datetime import UTC, datetime
+
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    where: list[tuple[str, str]] = []
+    await sqlite_store.trace(lambda q: where.append((q, threading.current_thread().name)))
+    try:
+        async with sqlite_store.transaction() as tx:
+            await tx.save_reply("SMx", "[]", now)
+            assert await tx.get_reply("SMx") == "[]"
+    finally:
+        await sqlite_store.trace(None)
+        await sqlite_store.close()
+    loop_thread = threading.current_thread().name
+    commits = [name for q, name in where if q == "COMMIT"]
+    others = [name for q, name in where if q != "COMMIT"]
+    assert len(commits) == 1 and commits[0].startswith("haven-sqlite-commit"), where
+    assert len(others) >= 3 and set(others) == {loop_thread}, where
+
+
+async def test_a_write_held_by_another_process_waits_without_stalling_the_loop(
+    sqlite_store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (a CLI command) holds SQLite's write lock: a transaction waits for
+    it with the loop still turning (other tasks keep running), then goes through once the
+    other commits; held past the busy timeout, the transaction fails with SQLite's own
+    "locked" error and nothing of it is stored."""
+    from datetime import UTC, datetime
+
+    import bot.store.sqlite as backend
+
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    other = sqlite3.connect(tmp_path / "haven.db", isolation_level=None)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    async def write(sid: str) -> None:
+        async with sqlite_store.transaction() as tx:
+            await tx.save_reply(sid, "[]", now)
+
+    running = asyncio.create_task(ticker())
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(write("SMwaits"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done() and ticks >= 10, ticks  # waiting, and the loop is free
+        other.execute("COMMIT")
+        await asyncio.wait_for(waiting, 5)
+        assert _committed_replies(tmp_path / "haven.db") == {"SMwaits"}
+
+        monkeypatch.setattr(backend, "BUSY_TIMEOUT_MS", 200)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await asyncio.wait_for(write("SMgivesup"), 5)
+        other.execute("ROLLBACK")
+        await write("SMafter")  # the store is usable again
+        assert _committed_replies(tmp_path / "haven.db") == {"SMwaits", "SMafter"}
+    finally:
+        running.cancel()
+        other.close()
         await sqlite_store.close()
