@@ -213,3 +213,24 @@ async def test_a_write_held_by_another_process_waits_without_stalling_the_loop(
         running.cancel()
         other.close()
         await sqlite_store.close()
+
+
+async def test_times_are_stored_fixed_width_so_text_order_is_time_order(
+    sqlite_store: SqliteStore, tmp_path: Path
+) -> None:
+    """SQLite stores times as text: a whole second keeps its six zeros and a time given in
+    another zone is stored as UTC, so comparing the text compares the instants."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    whole = datetime(2025, 1, 1, tzinfo=UTC)
+    elsewhere = datetime(2025, 1, 1, 1, 0, 0, 5, tzinfo=timezone(timedelta(hours=2)))
+    async with sqlite_store.transaction() as tx:
+        await tx.save_reply("SMwhole", "[]", whole)
+        await tx.save_reply("SMzone", "[]", elsewhere)
+    await sqlite_store.close()
+    with sqlite3.connect(tmp_path / "haven.db") as other:
+        stored = dict(other.execute("SELECT message_sid, created_at FROM replies"))
+    assert stored == {
+        "SMwhole": "2025-01-01T00:00:00.000000+00:00",
+        "SMzone": "2024-12-31T23:00:00.000005+00:00",
+    }

@@ -25,6 +25,8 @@ def utc(value: datetime) -> datetime:
     """The same instant in UTC; a naive datetime is a programming error, not a guess."""
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is UTC:
+        return value  # the usual case (utcnow()), without a new object
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetimes given to the store must be timezone-aware")
     return value.astimezone(UTC)
