@@ -1,24 +1,26 @@
-"""The machine that runs a flow table: one transitions AsyncMachine, built once and never
-given a model. Each message wraps its conversation in a fresh `Step` and fires the
-machine's event on it directly (`Event.trigger(step, ...)` takes any object with a `state`):
-no add_model/remove_model per message, which bound ~40 methods and registered the model
-with every state only to undo it (issue 11's profile: ~0.6 ms a message). Any number of
-conversations can be in flight at once, each with its own Step. The machine runs a
-transition's callbacks one after another instead of through `asyncio.gather` (new Tasks
-and loop turns for every callback list): our callbacks are plain functions, and their
-order is what the texter reads."""
+"""The machine that runs a flow table: one transitions Machine, built once and never given
+a model. Each message wraps its conversation in a fresh `Step` and fires the machine's
+event on it directly (`Event.trigger(step, ...)` takes any object with a `state`): no
+add_model/remove_model per message, which bound ~40 methods and registered the model with
+every state only to undo it (issue 11's profile: ~0.6 ms a message). Any number of
+conversations can be in flight at once, each with its own Step.
+
+The machine is transitions' synchronous Machine, not its AsyncMachine: every callback of
+the table is a plain function (checked when the flow is built), and the AsyncMachine ran
+each callback list (conditions, before, after, prepare, finalize) as coroutines, which cost
+more than the callbacks themselves (issue 11, benchmarks/RESULTS.md "FSM step"). A step
+therefore never yields to the event loop; the async entry points are the engine's API."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from contextlib import asynccontextmanager
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from transitions import MachineError
-from transitions.extensions.asyncio import AsyncMachine
+from transitions import EventData, Machine, MachineError
 
 from flows import keywords
 from flows.model import FlowConversation, Say, Turn
@@ -35,6 +37,7 @@ from flows.table import (
     ANY,
     TIMERS,
     FlowError,
+    FlowTableError,
     Row,
     Step,
     expand,
@@ -42,21 +45,79 @@ from flows.table import (
     validate_table,
 )
 
+if TYPE_CHECKING:
+    from transitions.core import Callback  # only in transitions' type stubs
 
-class InOrderMachine(AsyncMachine):
-    """transitions' AsyncMachine, running each list of callbacks (conditions, actions,
-    prepare and finalize hooks) in order in the calling task."""
 
-    @staticmethod
-    async def await_all(
-        callables: list[Callable[..., Coroutine[Any, Any, bool | None]]],
-    ) -> list[bool | None]:
-        return [await func() for func in callables]
+class StepMachine(Machine):
+    """transitions' Machine, calling each callback directly: a table row's callbacks are
+    plain functions (IntakeFlow refuses coroutine functions), and Machine.callbacks' log
+    line per callback cost more than most of our callbacks."""
+
+    def callbacks(self, funcs: Iterable[Callback], event_data: EventData) -> None:
+        for func in funcs:
+            if callable(func):
+                func(event_data)
+            else:
+                self.callback(func, event_data)
+
+
+def _plain(fn: F, trigger: str) -> F:
+    # Nothing awaits inside a step, which is what lets it run on the synchronous Machine.
+    if not callable(fn) or inspect.iscoroutinefunction(fn):
+        raise FlowTableError(f"row {trigger!r}: callbacks must be plain functions, got {fn!r}")
+    return fn
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_Snapshot = tuple[Any, ...]
+
+
+def _snapshot(conv: FlowConversation) -> _Snapshot:
+    """What a failed step puts back. The flow rebinds scalar fields, adds to and removes
+    from the containers, and sets or pops top-level keys of `data`; it never changes a
+    value inside them. So each container is copied one level, `data`'s own values deeper
+    (a stored scratch value may be a list or dict)."""
+    return (
+        conv.state,
+        conv.language,
+        conv.safe_to_text,
+        conv.opted_out,
+        conv.held,
+        conv.priority,
+        set(conv.labels),
+        list(conv.signals),
+        conv.need,
+        dict(conv.answers),
+        conv.location,
+        {k: _copied(v) for k, v in conv.data.items()},
+        list(conv.replies),
+        list(conv.effects),
+    )
+
+
+def _restore(conv: FlowConversation, snap: _Snapshot) -> None:
+    (
+        conv.state,
+        conv.language,
+        conv.safe_to_text,
+        conv.opted_out,
+        conv.held,
+        conv.priority,
+        conv.labels,
+        conv.signals,
+        conv.need,
+        conv.answers,
+        conv.location,
+        conv.data,
+        conv.replies,
+        conv.effects,
+    ) = snap
 
 
 def _copied(value: Any) -> Any:
-    """A deep copy of the conversation's plain data (dicts, lists, sets of scalars), much
-    cheaper than copy.deepcopy's memo bookkeeping; anything else goes to deepcopy."""
+    """A deep copy of plain data (dicts, lists, sets of scalars), much cheaper than
+    copy.deepcopy's memo bookkeeping; anything else goes to deepcopy."""
     if value is None or isinstance(value, str | int | float | bool | Say):
         return value
     if isinstance(value, dict):
@@ -66,9 +127,6 @@ def _copied(value: Any) -> Any:
     if isinstance(value, set):
         return {_copied(v) for v in value}
     return copy.deepcopy(value)
-
-
-_FIELDS = tuple(f.name for f in dataclasses.fields(FlowConversation))
 
 
 class IntakeFlow:
@@ -84,7 +142,7 @@ class IntakeFlow:
         self.message_ids: frozenset[str] = frozenset(
             message_id for r in self.rows for act in r.then for message_id in act.says
         )
-        self.machine = InOrderMachine(
+        self.machine = StepMachine(
             model=None,
             states=list(self.states),
             initial=INITIAL,
@@ -98,9 +156,9 @@ class IntakeFlow:
                     r.trigger,
                     source,
                     r.dest,
-                    conditions=list(r.when),
-                    unless=list(r.unless),
-                    after=[sequence(r.then)] if r.then else [],
+                    conditions=[_plain(c, r.trigger) for c in r.when],
+                    unless=[_plain(c, r.trigger) for c in r.unless],
+                    after=[sequence(tuple(_plain(a, r.trigger) for a in r.then))] if r.then else [],
                 )
 
     # ── what the engine calls ──
@@ -111,39 +169,40 @@ class IntakeFlow:
         return OPTED_OUT if opted_out else INITIAL
 
     async def handle(self, conv: FlowConversation, turn: Turn) -> None:
-        """Step `conv` by one inbound message; replies and effects land on `conv`."""
-        async with self._session(conv) as step:
+        """Step `conv` by one inbound message; replies and effects land on `conv`.
+        (Async for the engine's sake; nothing in a step awaits.)"""
+        with self._session(conv) as step:
             origin = conv.state
             trigger, kw = self._classify(conv, turn.text)
-            await self._fire(step, trigger, turn=turn, keyword=kw, origin=origin)
+            self._fire(step, trigger, turn=turn, keyword=kw, origin=origin)
             if trigger == "decline" and not keywords.declines(turn.text):
                 # Back in the earlier state: the message is handled there ("no" only
                 # answered our question, and must not answer the one before it).
                 trigger, kw = self._classify(conv, turn.text)
-                await self._fire(step, trigger, turn=turn, keyword=kw, origin=conv.state)
+                self._fire(step, trigger, turn=turn, keyword=kw, origin=conv.state)
 
     async def escalate(self, conv: FlowConversation, turn: Turn) -> None:
         """Danger before an advocate has it: straight to the queue (instead of handle).
         Allowed from BEFORE_QUEUE, opted_out and confirm_delete (ESCALATE_STATES)."""
         if conv.state not in ESCALATE_STATES:
             raise FlowError(f"escalate is not for state {conv.state!r}")
-        async with self._session(conv) as step:
-            await self._fire(step, "escalate", turn=turn, origin=conv.state)
+        with self._session(conv) as step:
+            self._fire(step, "escalate", turn=turn, origin=conv.state)
 
     async def timer(self, conv: FlowConversation, kind: str, now: datetime) -> None:
         """A timer fired: "nudge" (one nudge, only when safe to text) or "expire"."""
         if kind not in TIMERS:
             raise FlowError(f"unknown timer {kind!r}; expected one of {TIMERS}")
-        async with self._session(conv) as step:
-            await self._fire(step, kind, now=now, origin=conv.state)
+        with self._session(conv) as step:
+            self._fire(step, kind, now=now, origin=conv.state)
 
     async def advocate(self, conv: FlowConversation, kind: str) -> None:
         """The advocate side: "claim" (→ with_advocate, held), "release" (→ queued),
         "close" (→ closed)."""
         if kind not in ADVOCATE_EVENTS:
             raise FlowError(f"unknown advocate event {kind!r}; expected one of {ADVOCATE_EVENTS}")
-        async with self._session(conv) as step:
-            await self._fire(step, kind, origin=conv.state)
+        with self._session(conv) as step:
+            self._fire(step, kind, origin=conv.state)
 
     def diagram(self) -> str:
         """The flow as mermaid stateDiagram-v2 text (state changes only; keyword rows
@@ -186,23 +245,22 @@ class IntakeFlow:
             return "language", kw
         return kw, kw
 
-    @asynccontextmanager
-    async def _session(self, conv: FlowConversation) -> AsyncIterator[Step]:
+    @contextmanager
+    def _session(self, conv: FlowConversation) -> Iterator[Step]:
         if conv.state not in self.states:
             raise FlowError(f"conversation is in an unknown state {conv.state!r}")
         # Bad input changes nothing: on any error the conversation is put back as it was.
-        snapshot = {name: _copied(getattr(conv, name)) for name in _FIELDS}
+        snapshot = _snapshot(conv)
         try:
             yield Step(conv)  # never added to the machine: _fire triggers on it directly
         except BaseException:
-            for name, value in snapshot.items():
-                setattr(conv, name, value)
+            _restore(conv, snapshot)
             raise
 
-    async def _fire(self, step: Step, trigger: str, **kwargs: Any) -> None:
+    def _fire(self, step: Step, trigger: str, **kwargs: Any) -> None:
         state = step.state
         try:
-            done = await self.machine.events[trigger].trigger(step, **kwargs)
+            done = self.machine.events[trigger].trigger(step, **kwargs)
         except MachineError:
             raise FlowError(f"state {state!r} cannot take {trigger!r}") from None
         if not done:
