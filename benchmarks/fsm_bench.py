@@ -41,7 +41,7 @@ SCRIPTS: tuple[tuple[tuple[str, frozenset[str], bool], ...], ...] = tuple(
             ("skip", (), False),
             ("no", (), False),
             ("60601", (), False),
-            ("thanks", (), False),
+            ("thanks. he’s asleep now so it’s ok to text, I’ll wait", (), False),
             ("how long will it be?", (), False),
         ],
         [
@@ -60,11 +60,16 @@ SCRIPTS: tuple[tuple[tuple[str, frozenset[str], bool], ...], ...] = tuple(
             ("skip", (), False),
             ("yes", (), False),
             ("no", (), False),
-            ("Chicago, near the lake", (), False),
+            ("Chicago, cerca del lago. Está bien, él no está aquí ahora", (), False),
         ],
         [
             ("hi", (), False),
-            ("he hit me again last night and took my phone", {"abuse"}, False),
+            (
+                "he hit me again last night and took my phone, I’m texting from my"
+                " sister’s. I don’t know what to do, I’m scared to go home 😢",
+                {"abuse"},
+                False,
+            ),
             ("no", (), False),
             ("he has a gun and says he will kill me", {"abuse", "emergency"}, True),
             ("ok", (), False),
@@ -83,6 +88,7 @@ SCRIPTS: tuple[tuple[tuple[str, frozenset[str], bool], ...], ...] = tuple(
 )
 TURNS = sum(len(s) for s in SCRIPTS)
 EXIT_KEYWORDS = ("EXIT", "SALIR")
+PASSES = 10  # per round: short rounds, so the minimum finds the quiet moments
 
 
 async def one_pass(convert: bool) -> tuple[float, float]:
@@ -128,19 +134,19 @@ async def main(rounds: int, profile: bool) -> None:
     best_step = best_total = float("inf")
     for _ in range(rounds):
         steps = totals = 0.0
-        for _ in range(50):
+        for _ in range(PASSES):
             s, t = await one_pass(True)
             steps, totals = steps + s, totals + t
-        best_step = min(best_step, steps / (50 * TURNS))
-        best_total = min(best_total, totals / (50 * TURNS))
-    print(f"{TURNS} turns per pass; min over {rounds} rounds of 50 passes")
+        best_step = min(best_step, steps / (PASSES * TURNS))
+        best_total = min(best_total, totals / (PASSES * TURNS))
+    print(f"{TURNS} turns per pass; min over {rounds} rounds of {PASSES} passes")
     print(f"flow step (handle/escalate): {best_step * 1e6:.1f} us")
     print(f"with to_flow/from_flow:      {best_total * 1e6:.1f} us")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--cprofile", action="store_true")
     args = parser.parse_args()
     asyncio.run(main(args.rounds, args.cprofile))
