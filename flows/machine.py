@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from transitions import EventData, Machine, MachineError
 
@@ -62,14 +62,15 @@ class StepMachine(Machine):
                 self.callback(func, event_data)
 
 
-def _plain(fn: F, trigger: str) -> F:
-    # Nothing awaits inside a step, which is what lets it run on the synchronous Machine.
-    if not callable(fn) or inspect.iscoroutinefunction(fn):
-        raise FlowTableError(f"row {trigger!r}: callbacks must be plain functions, got {fn!r}")
-    return fn
+def _refuse_coroutines(r: Row) -> None:
+    # Nothing awaits inside a step: that is what lets it run on the synchronous Machine.
+    for fn in (*r.when, *r.unless, *(act.fn for act in r.then)):
+        if inspect.iscoroutinefunction(fn):
+            raise FlowTableError(
+                f"row {r.trigger!r}: callbacks must be plain functions, got {fn!r}"
+            )
 
 
-F = TypeVar("F", bound=Callable[..., Any])
 _Snapshot = tuple[Any, ...]
 
 
@@ -151,14 +152,15 @@ class IntakeFlow:
             ignore_invalid_triggers=False,
         )
         for r in self.rows:
+            _refuse_coroutines(r)
             for source in expand(r.sources, self.states):
                 self.machine.add_transition(
                     r.trigger,
                     source,
                     r.dest,
-                    conditions=[_plain(c, r.trigger) for c in r.when],
-                    unless=[_plain(c, r.trigger) for c in r.unless],
-                    after=[sequence(tuple(_plain(a, r.trigger) for a in r.then))] if r.then else [],
+                    conditions=list(r.when),
+                    unless=list(r.unless),
+                    after=[sequence(r.then)] if r.then else [],
                 )
 
     # ── what the engine calls ──
@@ -252,7 +254,8 @@ class IntakeFlow:
         # Bad input changes nothing: on any error the conversation is put back as it was.
         snapshot = _snapshot(conv)
         try:
-            yield Step(conv)  # never added to the machine: _fire triggers on it directly
+            with keywords.one_reading():
+                yield Step(conv)  # never added to the machine: _fire triggers on it directly
         except BaseException:
             _restore(conv, snapshot)
             raise
