@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +70,30 @@ def _refuse_coroutines(r: Row) -> None:
             )
 
 
+class _Session:
+    """One step: the message is normalised once (keywords.one_reading), and bad input
+    changes nothing: on any error the conversation is put back as it was. A class, not
+    @contextmanager, whose generator cost more than the snapshot."""
+
+    __slots__ = ("conv", "reading", "snapshot")
+
+    def __init__(self, conv: FlowConversation) -> None:
+        self.conv = conv
+        self.reading = keywords.one_reading()
+
+    def __enter__(self) -> Step:
+        self.snapshot = _snapshot(self.conv)
+        self.reading.__enter__()
+        return Step(self.conv)  # never added to the machine: _fire triggers on it directly
+
+    def __exit__(self, kind: type[BaseException] | None, *_exc: object) -> None:
+        self.reading.__exit__()
+        if kind is not None:
+            _restore(self.conv, self.snapshot)
+
+
 _Snapshot = tuple[Any, ...]
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _snapshot(conv: FlowConversation) -> _Snapshot:
@@ -91,7 +113,7 @@ def _snapshot(conv: FlowConversation) -> _Snapshot:
         conv.need,
         dict(conv.answers),
         conv.location,
-        {k: _copied(v) for k, v in conv.data.items()},
+        {k: v if type(v) in _SCALARS else _copied(v) for k, v in conv.data.items()},
         list(conv.replies),
         list(conv.effects),
     )
@@ -247,18 +269,10 @@ class IntakeFlow:
             return "language", kw
         return kw, kw
 
-    @contextmanager
-    def _session(self, conv: FlowConversation) -> Iterator[Step]:
+    def _session(self, conv: FlowConversation) -> _Session:
         if conv.state not in self.states:
             raise FlowError(f"conversation is in an unknown state {conv.state!r}")
-        # Bad input changes nothing: on any error the conversation is put back as it was.
-        snapshot = _snapshot(conv)
-        try:
-            with keywords.one_reading():
-                yield Step(conv)  # never added to the machine: _fire triggers on it directly
-        except BaseException:
-            _restore(conv, snapshot)
-            raise
+        return _Session(conv)
 
     def _fire(self, step: Step, trigger: str, **kwargs: Any) -> None:
         state = step.state

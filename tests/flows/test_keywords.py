@@ -231,6 +231,18 @@ def test_one_reading_keeps_one_normalised_text_per_message_and_nothing_after() -
     assert keywords.normalise(text) is not again
 
 
+def test_a_reading_inside_another_shares_it() -> None:
+    """A flow step's reading inside a caller's (the engine wrapping a whole message)
+    uses the caller's memo, and the caller's lasts until its own block ends."""
+    text = "it’s not safe to talk right now, he is home " * 2
+    with keywords.one_reading():
+        outer = keywords.normalise(text)
+        with keywords.one_reading():
+            assert keywords.normalise(text) is outer
+        assert keywords.normalise(text) is outer
+    assert keywords.normalise(text) is not outer
+
+
 def test_exit_words_are_checked_every_time_though_read_once() -> None:
     """A configured list is normalised once, but a bad list is refused on every message,
     a non-string word (even an unhashable one) with the same clear message, and a list
