@@ -14,8 +14,10 @@ therefore never yields to the event loop; the async entry points are the engine'
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -92,52 +94,6 @@ class _Session:
             _restore(self.conv, self.snapshot)
 
 
-_Snapshot = tuple[Any, ...]
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _snapshot(conv: FlowConversation) -> _Snapshot:
-    """What a failed step puts back. The flow rebinds scalar fields, adds to and removes
-    from the containers, and sets or pops top-level keys of `data`; it never changes a
-    value inside them. So each container is copied one level, `data`'s own values deeper
-    (a stored scratch value may be a list or dict)."""
-    return (
-        conv.state,
-        conv.language,
-        conv.safe_to_text,
-        conv.opted_out,
-        conv.held,
-        conv.priority,
-        set(conv.labels),
-        list(conv.signals),
-        conv.need,
-        dict(conv.answers),
-        conv.location,
-        {k: v if type(v) in _SCALARS else _copied(v) for k, v in conv.data.items()},
-        list(conv.replies),
-        list(conv.effects),
-    )
-
-
-def _restore(conv: FlowConversation, snap: _Snapshot) -> None:
-    (
-        conv.state,
-        conv.language,
-        conv.safe_to_text,
-        conv.opted_out,
-        conv.held,
-        conv.priority,
-        conv.labels,
-        conv.signals,
-        conv.need,
-        conv.answers,
-        conv.location,
-        conv.data,
-        conv.replies,
-        conv.effects,
-    ) = snap
-
-
 def _copied(value: Any) -> Any:
     """A deep copy of plain data (dicts, lists, sets of scalars), much cheaper than
     copy.deepcopy's memo bookkeeping; anything else goes to deepcopy."""
@@ -150,6 +106,41 @@ def _copied(value: Any) -> Any:
     if isinstance(value, set):
         return {_copied(v) for v in value}
     return copy.deepcopy(value)
+
+
+def _data_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if type(v) in _SCALARS else _copied(v) for k, v in data.items()}
+
+
+# What a failed step puts back. The flow rebinds scalar fields, adds to and removes from
+# the containers, and sets or pops top-level keys of `data`; it never changes a value
+# inside them. So scalar fields are kept as they are, each container is copied one level,
+# and `data`'s own values deeper (a stored scratch value may be a list or dict).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_COPIERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("labels", set),
+    ("signals", list),
+    ("answers", dict),
+    ("data", _data_copy),
+    ("replies", list),
+    ("effects", list),
+)
+# A container field (one with a default_factory) added to FlowConversation needs a copier.
+if _uncopied := {
+    f.name for f in dataclasses.fields(FlowConversation) if f.default_factory is not MISSING
+} - {name for name, _ in _COPIERS}:
+    raise TypeError(f"flows.machine: no snapshot copier for {sorted(_uncopied)}")
+
+
+def _snapshot(conv: FlowConversation) -> dict[str, Any]:
+    snapshot = dict(vars(conv))
+    for name, copier in _COPIERS:
+        snapshot[name] = copier(snapshot[name])
+    return snapshot
+
+
+def _restore(conv: FlowConversation, snapshot: dict[str, Any]) -> None:
+    vars(conv).update(snapshot)
 
 
 class IntakeFlow:
