@@ -20,7 +20,8 @@ from flows.intake import (
     row,
     validate_table,
 )
-from flows.model import FlowConversation, Turn
+from flows.model import FlowConversation, Say, Turn
+from flows.table import Do, conv_of
 
 NOW = datetime(2024, 5, 1, 15, 0, tzinfo=UTC)
 STANDARD = {"org": "Harbor House", "terms": "", "position": 3, "wait": 12, "hours": "9-5"}
@@ -579,6 +580,68 @@ async def test_messages_step_the_machine_without_registering_a_model(
     conv.state = "queued"
     await INTAKE.advocate(conv, "claim")
     assert conv.state == "with_advocate"
+
+
+async def test_a_step_that_fails_midway_puts_every_field_back() -> None:
+    """An action that changes every field of the conversation (and a list inside its
+    data) and then fails leaves the conversation exactly as it was: the rollback covers
+    every field, each restored to its own place."""
+
+    def wreck(ev: Any) -> None:
+        conv = conv_of(ev)
+        conv.language, conv.safe_to_text, conv.opted_out, conv.held = "es", False, True, True
+        conv.priority, conv.need, conv.location = 1, "hurt", "60601"
+        conv.labels.add("abuse")
+        conv.signals.append("screen:weapon")
+        conv.answers["weapon"] = "yes"
+        conv.data["exit_keywords"].append("BYE")
+        conv.data["new"] = True
+        conv.replies.append(Say("welcome"))
+        conv.effects.append("purge")
+        raise RuntimeError("a bug in an action")
+
+    flow = IntakeFlow((row("message", "need", "location", then=Do(wreck)), *TABLE))
+    conv = FlowConversation(
+        state="need",
+        language="en",
+        safe_to_text=True,
+        priority=3,
+        labels={"trafficking"},
+        signals=["words"],
+        need="other",
+        answers={"under_18": "no"},
+        location="Austin",
+        data={"exit_keywords": ["EXIT"], "safety_asked_again": False},
+        replies=[Say("need_question")],
+        effects=["enqueue"],
+    )
+    before = dataclasses.asdict(conv)
+    with pytest.raises(RuntimeError):
+        await flow.handle(conv, turn("4"))
+    assert dataclasses.asdict(conv) == before
+
+
+def test_a_coroutine_callback_is_refused_when_the_flow_is_built() -> None:
+    """A step runs on transitions' synchronous Machine, so a condition or action that
+    would need awaiting is refused when the flow is built, not skipped at run time."""
+
+    async def later(_ev: Any) -> bool:
+        return True
+
+    with pytest.raises(FlowTableError, match="plain functions"):
+        IntakeFlow((row("message", "need", None, when=later), *TABLE))
+    with pytest.raises(FlowTableError, match="plain functions"):
+        IntakeFlow((row("message", "need", None, then=Do(later)), *TABLE))  # type: ignore[arg-type]
+
+
+def test_a_step_completes_without_waiting_on_the_event_loop() -> None:
+    """handle runs to the end on its first resumption: nothing in a step awaits, so
+    concurrent messages cannot interleave inside one."""
+    conv = FlowConversation()
+    step = INTAKE.handle(conv, turn("hi"))
+    with pytest.raises(StopIteration):
+        step.send(None)
+    assert conv.state == "safety_check" and [s.id for s in conv.replies] == ["welcome"]
 
 
 # ── The table as data ─────────────────────────────────────────────────────────────────

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import re
+import string
+import unicodedata
+
 import pytest
 
 from flows import keywords
@@ -176,3 +181,76 @@ def test_wait_questions() -> None:
         assert keywords.asks_about_wait(text), text
     for text in ("thanks", "he is back", "ok"):
         assert not keywords.asks_about_wait(text), text
+
+
+# ── normalise: the fast paths give exactly what the definition gives ─────────────────
+_APOS = re.compile(r"['’`´]")
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def _defined(text: str) -> str:
+    """normalise as its docstring defines it (and as it was first written)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    plain = _APOS.sub("", plain)
+    return _EDGES.sub("", " ".join(plain.split()))
+
+
+def test_normalise_matches_its_definition_on_every_bmp_character() -> None:
+    """Each character of the Basic Multilingual Plane alone, and between letters and
+    spaces, normalises exactly as the definition says (ASCII fast path, marks dropped,
+    edges stripped from each end)."""
+    for code in range(0x10000):
+        c = chr(code)
+        for text in (c, f" a{c}b ", f"{c}{c}x{c}", f"x {c}"):
+            assert keywords.normalise(text) == _defined(text), hex(code)
+
+
+def test_normalise_matches_its_definition_on_mixed_texts() -> None:
+    """Random texts mixing ASCII, accents, combining marks, curly quotes, emoji, odd
+    spaces and underscores normalise exactly as the definition says."""
+    alphabet = (
+        string.printable + "ñÑáÉíóúü’´`'\u0301\u0303\u00a0\u2003_—–¿¡😢👍🏽\u200d" + "ＳＴＯＰﬁ①"
+    )
+    rng = random.Random(11)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert keywords.normalise(text) == _defined(text), repr(text)
+
+
+def test_one_reading_keeps_one_normalised_text_per_message_and_nothing_after() -> None:
+    """Inside one_reading a text is normalised once (the same string comes back each
+    time); after the block nothing is remembered (each call works it out anew)."""
+    text = "He said he’d come back tonight, I’m scared " * 3
+    with keywords.one_reading():
+        first = keywords.normalise(text)
+        assert keywords.normalise(text) is first
+        assert keywords.answer(text) is None and keywords.normalise(text) is first
+    again = keywords.normalise(text)
+    assert again == first and again is not first
+    assert keywords.normalise(text) is not again
+
+
+def test_a_reading_inside_another_shares_it() -> None:
+    """A flow step's reading inside a caller's (the engine wrapping a whole message)
+    uses the caller's memo, and the caller's lasts until its own block ends."""
+    text = "it’s not safe to talk right now, he is home " * 2
+    with keywords.one_reading():
+        outer = keywords.normalise(text)
+        with keywords.one_reading():
+            assert keywords.normalise(text) is outer
+        assert keywords.normalise(text) is outer
+    assert keywords.normalise(text) is not outer
+
+
+def test_exit_words_are_checked_every_time_though_read_once() -> None:
+    """A configured list is normalised once, but a bad list is refused on every message,
+    a non-string word (even an unhashable one) with the same clear message, and a list
+    reads the same as a tuple."""
+    for _ in range(2):
+        with pytest.raises(TypeError, match="non-empty string"):
+            keywords.keyword("x", exit_words=("",))
+        with pytest.raises(TypeError, match="non-empty string"):
+            keywords.keyword("x", exit_words=[["EXIT"]])  # type: ignore[list-item]
+    assert keywords.keyword("adiós", exit_words=["ADIOS"]) == "exit"
+    assert keywords.keyword("adiós", exit_words=("ADIOS",)) == "exit"
