@@ -163,7 +163,10 @@ class Engine:
                 metrics.WEBHOOK_DUPLICATES.inc()
                 texts, refs = load_reply(loaded.saved_reply)
                 return Outcome(texts, None, duplicate=True, refs=refs)
-            outcome = await self._handle(tx, sms, phone_hash, now, events, loaded)
+            # The engine and the flow step ask several keyword questions of one message:
+            # its text is normalised once (the memo ends with the message).
+            with keywords.one_reading():
+                outcome = await self._handle(tx, sms, phone_hash, now, events, loaded)
             await tx.save_reply(sms.message_sid, saved_reply(outcome.texts, outcome.refs), now)
         for event in events:
             self.events.publish(event)
