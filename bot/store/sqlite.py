@@ -3,10 +3,11 @@
 The writing connection runs its statements on the event loop's own thread: a point read or
 a one-row write costs SQLite a few microseconds, and a hop to a worker thread and back cost
 the loop ten times that in wake-ups and GIL hand-overs (issue 11's profile: the hops were
-half of a webhook's CPU). Only what can take long leaves the loop: COMMIT (its fsync), a
-BEGIN that has to wait for another process's write (retried with `asyncio.sleep`, never a
-blocking busy wait), migrations, and every read of `reading()`, which runs on a second,
-read-only connection in a thread of its own so a big dashboard read never stalls a webhook.
+half of a webhook's CPU). Only what can take long leaves the loop: the fsync that makes a
+COMMIT durable, checkpoints, a BEGIN that has to wait for another process's write (retried
+with `asyncio.sleep`, never a blocking busy wait), migrations, and every read of
+`reading()`, which runs on a second, read-only connection in a thread of its own so a big
+dashboard read never stalls a webhook.
 
 Every transaction holds one asyncio lock (the write lock) from its first statement to its
 end, so tasks never interleave inside a transaction. `transaction(lock_key)` first takes a
@@ -16,11 +17,14 @@ PostgreSQL's advisory locks.
 Group commit (issue 11). Transactions that follow each other while others wait for the
 write lock share one SQLite transaction: the first opens it (BEGIN IMMEDIATE), each later
 one runs inside a SAVEPOINT of its own (so a failure undoes only its own work), and one
-COMMIT (one fsync) ends them all. Nobody's `transaction()` block returns before that COMMIT
-has returned: a webhook is acknowledged only once its message is durable, and a kill -9
-loses nothing acknowledged. A transaction that finds nobody waiting commits at once. While
-one group's COMMIT runs in its thread, the webhooks that arrive queue for the write lock and
-form the next group.
+COMMIT ends them all. Durability: on a database file, the writer runs with synchronous =
+NORMAL, so its COMMIT writes the WAL without waiting for the disk and the write lock goes
+to the next group at once; the commit thread then fsyncs the WAL (one fsync for every
+COMMIT made before it started), and only then does each member's `transaction()` block
+return. A webhook is acknowledged only once its message is on disk, so neither a kill -9
+nor a power cut loses anything acknowledged, and the disk's wait overlaps the next group's
+work instead of stalling it. Checkpoints (copying the WAL into the database) run in that
+thread too, on a connection of their own, never inside a webhook's COMMIT.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ MIN_SQLITE = (3, 35, 0)
 # so a steady stream of webhooks still gets acknowledged.
 GROUP_MAX = 64
 GROUP_MAX_AGE = 0.05
+# The commit thread checkpoints at most this often (seconds) while commits come in (SQLite's
+# own automatic checkpoint is off on the writer: it would run inside a COMMIT, on the loop).
+CHECKPOINT_EVERY = 1.0
 _BUSY_FIRST_SLEEP = 0.001
 
 
@@ -158,22 +165,6 @@ async def _begin(db: sqlite3.Connection, statement: str) -> None:
         pause = min(pause * 2, 0.05)
 
 
-def _commit_waiting(db: sqlite3.Connection) -> None:
-    """COMMIT in the commit thread; in WAL it is seldom busy (another process's checkpoint),
-    and then this thread, not the loop, waits and tries again."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    pause = _BUSY_FIRST_SLEEP
-    while True:
-        try:
-            db.execute("COMMIT").close()
-            return
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
 def _integrity(exc: sqlite3.IntegrityError) -> Exception:
     if "FOREIGN KEY" in str(exc):
         return NotFound("a referenced record does not exist")
@@ -259,7 +250,14 @@ class SqliteStore(Store):
         self.path = path
         self._crypto = crypto
         self._db: sqlite3.Connection | None = None  # the writer, used on the loop
-        self._commits: ThreadPoolExecutor | None = None  # its COMMITs and migrations
+        self._commits: ThreadPoolExecutor | None = None  # fsyncs, checkpoints, migrations
+        # On a database file: the WAL's descriptor (fsynced before groups are acknowledged)
+        # and the connection that checkpoints, both used in the commit thread only.
+        self._wal: int | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._unsynced: list[_Group] = []  # committed, waiting for the next fsync
+        self._syncer: asyncio.Task[None] | None = None  # fsyncs while groups wait
+        self._checkpointed = time.monotonic()
         self._write_lock = asyncio.Lock()
         self._key_locks: dict[str, _KeyLock] = {}
         self._waiting = 0  # tasks waiting for the write lock
@@ -284,12 +282,22 @@ class SqliteStore(Store):
         if on_disk:
             _private_file(self.path)
         db = _connect(self.path, 0)  # never waits inside SQLite on the loop: see _begin
-        if self.path != ":memory:":
-            try:
+        try:
+            if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode = WAL").close()
-            except BaseException:
-                db.close()
-                raise
+            if on_disk:
+                # COMMIT writes the WAL; the commit thread fsyncs it before anyone is
+                # acknowledged (see the module's docstring), and checkpoints it.
+                db.execute("PRAGMA synchronous = NORMAL").close()
+                db.execute("PRAGMA wal_autocheckpoint = 0").close()
+                # A first read creates the WAL file; it lives while any connection is open.
+                db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                self._wal = os.open(self.path + "-wal", os.O_RDWR | os.O_CLOEXEC)
+                self._checkpointer = _connect(self.path, BUSY_TIMEOUT_MS)
+        except BaseException:
+            self._close_sync_side()
+            db.close()
+            raise
         self._db = db
         self._commits = ThreadPoolExecutor(1, thread_name_prefix="haven-sqlite-commit")
         if on_disk:
@@ -308,10 +316,21 @@ class SqliteStore(Store):
             db, commits = self._db, self._commits
             async with self._write_lock:  # let a running transaction finish first
                 if self._group is not None:  # nothing waiting on a commit is dropped
-                    await _through(asyncio.ensure_future(self._commit()))
+                    self._commit()
+                while self._syncer is not None:  # every commit made durable first
+                    await asyncio.shield(self._syncer)
                 self._db = None
                 db.close()
+                self._close_sync_side()
             commits.shutdown(wait=False)
+
+    def _close_sync_side(self) -> None:
+        if self._wal is not None:
+            os.close(self._wal)
+            self._wal = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
 
     def _writer(self) -> sqlite3.Connection:
         if self._db is None:
@@ -354,7 +373,9 @@ class SqliteStore(Store):
         assert self._commits is not None
         async with self._write_lock:
             if self._group is not None:  # never inside a shared transaction
-                await _through(asyncio.ensure_future(self._commit()))
+                group = self._group
+                self._commit()
+                await asyncio.shield(group.committed)
             # In the commit thread, where SQLite may wait for another migrator's lock.
             return await _through(asyncio.ensure_future(_in(self._commits, partial(_migrate, db))))
 
@@ -434,16 +455,16 @@ class SqliteStore(Store):
                         or group.members >= GROUP_MAX
                         or time.monotonic() - group.started >= GROUP_MAX_AGE
                     ):
-                        await _through(asyncio.ensure_future(self._commit()))
-                        return
-                    # Others wait for the lock: let them add their work to this
-                    # transaction, and commit behind them (asyncio.Lock is first come,
-                    # first served), unless one of them commits first.
-                    if self._flush is None:
+                        self._commit()
+                    elif self._flush is None:
+                        # Others wait for the lock: let them add their work to this
+                        # transaction, and commit behind them (asyncio.Lock is first
+                        # come, first served), unless one of them commits first.
                         self._flush = asyncio.create_task(self._commit_later())
                     self._write_lock.release()
                     locked = False
-                    await asyncio.shield(group.committed)  # raises if the COMMIT failed
+                    # Returns once the group is committed and on disk; raises if not.
+                    await asyncio.shield(group.committed)
                 finally:
                     if locked:
                         self._write_lock.release()
@@ -458,31 +479,62 @@ class SqliteStore(Store):
         tx.savepoint = f"haven_{self._group.members}"
         return f"SAVEPOINT {tx.savepoint}"
 
-    async def _commit(self) -> None:
-        """COMMIT the shared transaction in the commit thread (the caller holds the write
-        lock) and tell every member waiting on it; if the COMMIT fails, all of it is rolled
-        back and they all fail (their webhooks get a 5xx and Twilio sends them again)."""
+    def _commit(self) -> None:
+        """COMMIT the shared transaction on the loop (the caller holds the write lock): on a
+        database file this writes the WAL without waiting for the disk. Its members are told
+        once the commit thread's next fsync has made it durable. If the COMMIT fails, all of
+        it is rolled back and they all fail (their webhooks get a 5xx and Twilio sends them
+        again)."""
         group, self._group = self._group, None
-        if group is None or self._db is None or self._commits is None:
+        if group is None or self._db is None:
             return
         db = self._db
         try:
-            await _in(self._commits, partial(_commit_waiting, db))
-        except BaseException as exc:
+            db.execute("COMMIT").close()
+        except Exception as exc:
             _quiet_rollback(db)
-            failure = exc if isinstance(exc, Exception) else RuntimeError("COMMIT interrupted")
-            group.committed.set_exception(failure)
+            group.committed.set_exception(exc)
             group.committed.exception()  # retrieved here; each member re-raises it
-            raise
-        group.committed.set_result(None)
+            return
+        if self._wal is None:  # in memory: nothing to make durable
+            group.committed.set_result(None)
+            return
+        self._unsynced.append(group)
+        if self._syncer is None:
+            self._syncer = asyncio.create_task(self._sync())
+
+    async def _sync(self) -> None:
+        """fsync the WAL in the commit thread, again while groups committed meanwhile
+        wait: each fsync covers every COMMIT made before it began. Then tell them, and
+        checkpoint now and then."""
+        assert self._commits is not None and self._wal is not None
+        commits, wal = self._commits, self._wal
+        try:
+            while self._unsynced:
+                batch, self._unsynced = self._unsynced, []
+                try:
+                    await _in(commits, partial(os.fsync, wal))
+                except Exception as exc:  # the disk refused: none of them is acknowledged
+                    for group in batch:
+                        group.committed.set_exception(exc)
+                        group.committed.exception()
+                    continue
+                for group in batch:
+                    group.committed.set_result(None)
+                if (
+                    self._checkpointer is not None
+                    and time.monotonic() - self._checkpointed >= CHECKPOINT_EVERY
+                ):
+                    self._checkpointed = time.monotonic()
+                    await _in(commits, partial(_checkpoint, self._checkpointer))
+        finally:
+            self._syncer = None
 
     async def _commit_later(self) -> None:
         try:
             async with self._write_lock:
                 if self._group is not None and self._db is not None:
-                    await self._commit()
-        except Exception:  # each member waiting on the group raises it
-            pass
+                    self._commit()
         finally:
             self._flush = None
 
@@ -490,6 +542,13 @@ class SqliteStore(Store):
     def key_locks_held(self) -> int:
         """How many per-key lock entries exist (for tests: they are cleaned up)."""
         return len(self._key_locks)
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    """Copy the WAL into the database (PASSIVE: it never waits for, or blocks, the writer
+    and readers); a checkpoint that cannot finish now is simply done later."""
+    with contextlib.suppress(sqlite3.OperationalError):
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _migrate(db: sqlite3.Connection) -> list[int]:

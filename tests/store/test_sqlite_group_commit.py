@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,14 @@ def _committed_replies(path: Path) -> set[str]:
     """What another connection (another process, or the disk after a crash) can see."""
     with sqlite3.connect(path) as other:
         return {r[0] for r in other.execute("SELECT message_sid FROM replies")}
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):  # 5 s
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("not within 5 s")
 
 
 async def test_queued_transactions_share_a_commit_and_return_only_once_durable(
@@ -142,29 +151,58 @@ async def test_reads_do_not_wait_behind_a_write_and_see_only_committed_data(
         await sqlite_store.close()
 
 
-async def test_statements_run_on_the_loop_and_only_commit_leaves_it(
-    sqlite_store: SqliteStore,
+async def test_acknowledged_only_after_the_wal_is_fsynced_while_the_next_work_goes_on(
+    sqlite_store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write transaction's statements run on the event loop's own thread (no hop per
-    statement); its COMMIT, which waits for the disk, runs on the commit thread."""
+    """Every statement, COMMIT included, runs on the event loop's thread (no hop per
+    statement); the fsync that makes a COMMIT durable runs on the commit thread, on the
+    database's WAL file. A transaction's block does not return until that fsync has
+    returned, though its row is already committed; meanwhile the next transaction runs and
+    commits (the disk's wait does not hold up the next work), and it in turn waits for an
+    fsync that began after its COMMIT."""
+    import os
     import threading
     from datetime import UTC, datetime
 
     now = datetime(2025, 1, 1, tzinfo=UTC)
+    real_fsync = os.fsync
+    synced: list[tuple[str, str]] = []
+    gate = threading.Event()
+
+    def slow_fsync(fd: int) -> None:  # the disk, held until the test lets it go
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), threading.current_thread().name))
+        gate.wait(5)
+        real_fsync(fd)
+
     where: list[tuple[str, str]] = []
     await sqlite_store.trace(lambda q: where.append((q, threading.current_thread().name)))
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def write(sid: str) -> None:
+        async with sqlite_store.transaction(lock_key=sid) as tx:
+            await tx.save_reply(sid, "[]", now)
+
     try:
-        async with sqlite_store.transaction() as tx:
-            await tx.save_reply("SMx", "[]", now)
-            assert await tx.get_reply("SMx") == "[]"
+        first = asyncio.create_task(write("SMfirst"))
+        await _until(lambda: bool(synced))
+        assert not first.done()
+        assert _committed_replies(tmp_path / "haven.db") == {"SMfirst"}  # committed, unacked
+        second = asyncio.create_task(write("SMsecond"))
+        # The second commits while the first's fsync waits.
+        await _until(lambda: _committed_replies(tmp_path / "haven.db") == {"SMfirst", "SMsecond"})
+        assert not first.done() and not second.done()
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 5)
     finally:
+        gate.set()
         await sqlite_store.trace(None)
         await sqlite_store.close()
+    assert len(synced) >= 2  # the second COMMIT came after the first fsync began
+    assert {path for path, _ in synced} == {str(tmp_path / "haven.db-wal")}
+    assert all(name.startswith("haven-sqlite-commit") for _, name in synced), synced
     loop_thread = threading.current_thread().name
-    commits = [name for q, name in where if q == "COMMIT"]
-    others = [name for q, name in where if q != "COMMIT"]
-    assert len(commits) == 1 and commits[0].startswith("haven-sqlite-commit"), where
-    assert len(others) >= 3 and set(others) == {loop_thread}, where
+    assert [q for q, _ in where].count("COMMIT") == 2
+    assert {name for _, name in where} == {loop_thread}, where
 
 
 async def test_a_write_held_by_another_process_waits_without_stalling_the_loop(
