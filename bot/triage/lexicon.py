@@ -21,9 +21,9 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.triage.text import BOUNDARY, WORD, es_sound, fold, squeeze
 from bot.vocabulary import LANGUAGES
@@ -57,16 +57,13 @@ class Rule:
     outcomes: Mapping[str, str]
     escalates: bool  # with a present-danger context this becomes an emergency
     cancels: frozenset[str]  # signal ids this rule overrides
-    needs: tuple[frozenset[str] | None, ...] = ()  # per pattern: one of these words or no match
     implies_abuse: bool = True  # an emergency from a person is abuse too (not an overdose)
-    # Per pattern: every other word set of which the text must hold one (see _Compiler.needs)
-    requires: tuple[tuple[frozenset[str], ...], ...] = ()
 
 
 @dataclass
 class Lexicon:
     rules: list[Rule]
-    idioms: list[tuple[str, Pattern, frozenset[str] | None]]
+    idioms: list[tuple[str, Pattern]]
     markers: dict[str, list[Pattern]]  # "past" | "recent" | "hypothetical"
     negation: dict[str, int]  # cue -> how many words back it reaches
     clause_breaks: frozenset[str]  # words that end a negation scope
@@ -79,73 +76,131 @@ class Lexicon:
     squeezed: dict[str, dict[str, str]]  # language -> squeezed form -> word
     sounds: dict[str, str]  # Spanish sound-alike key -> word
     fuzzy: dict[str, dict[str, list[str]]]  # language -> first letter -> repair targets
-    # Word -> the (rule index, pattern index) of patterns that cannot match without it, and
-    # the patterns no word announces: a message only tries the patterns its words allow.
-    by_word: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-    unindexed: tuple[tuple[int, int], ...] = ()
-    # The word sets each idiom and marker pattern needs one word of (all of them): a
-    # pattern whose sets the text misses cannot match, so its expression never runs.
-    idiom_requires: list[tuple[frozenset[str], ...]] = field(default_factory=list)
-    marker_requires: dict[str, list[tuple[frozenset[str], ...]]] = field(default_factory=dict)
-    _requires: dict[tuple[int, int], tuple[frozenset[str], ...]] = field(
-        default_factory=dict, repr=False
-    )
+    # Built from the above (see _index): every idiom, marker and rule pattern as one Probe,
+    # idioms first, then markers, then rules, each in lexicon order, so sorted probe ids
+    # are the order the matcher tries them in.
+    probes: tuple[Probe, ...] = field(init=False, repr=False)
+    first_marker: int = field(init=False, repr=False)  # probes[first_marker:] are no idioms
+    first_rule: int = field(init=False, repr=False)  # probes[first_rule:] are rule patterns
+    marker_kinds: tuple[str, ...] = field(init=False, repr=False)  # Probe.owner of a marker
+    always: tuple[int, ...] = field(init=False, repr=False)  # probes no word announces
+    # word -> (bits of the word sets it belongs to, probes announced by it); see _index.
+    facts: Callable[[str], tuple[int, tuple[int, ...]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        by_word: dict[str, list[tuple[int, int]]] = {}
-        unindexed = []
-        for r, rule in enumerate(self.rules):
-            for p, needs in enumerate(rule.needs):
-                if needs is None:
-                    unindexed.append((r, p))
-                for word in needs or ():
-                    by_word.setdefault(word, []).append((r, p))
-                if rule.requires and rule.requires[p]:
-                    self._requires[(r, p)] = rule.requires[p]
-        self.by_word = {word: tuple(slots) for word, slots in by_word.items()}
-        self.unindexed = tuple(unindexed)
+        self._index()
+
+    def _index(self) -> None:
+        """Index every pattern by the words it needs, once, so a message tries only the
+        patterns its words allow, with one look-up per distinct word (cached) and one
+        integer test per pattern, instead of a set test per pattern and word set.
+
+        Each distinct word set a pattern needs one word of (Pattern.requires) gets a bit;
+        a text's bits are those of the sets its words belong to, and a pattern can match
+        only where its bits (Probe.need) are all among them. A pattern is announced by the
+        words of its first set (the least likely in a text), so most are never looked at.
+        A set entry ending in "*" is a stem: any word starting so belongs to the set."""
+        self.marker_kinds = tuple(self.markers)
+        owned: list[tuple[int, int, Pattern]] = [
+            (IDIOM, i, pattern) for i, (_id, pattern) in enumerate(self.idioms)
+        ]
+        self.first_marker = len(owned)
+        owned += [
+            (MARKER, k, pattern)
+            for k, kind in enumerate(self.marker_kinds)
+            for pattern in self.markers[kind]
+        ]
+        self.first_rule = len(owned)
+        owned += [(RULE, r, p) for r, rule in enumerate(self.rules) for p in rule.patterns]
+
+        bit_of: dict[frozenset[str], int] = {}
+        bits: dict[str, int] = {}
+        announces: dict[str, list[int]] = {}
+        always: list[int] = []
+        probes = []
+        for number, (kind, owner, pattern) in enumerate(owned):
+            need = 0
+            for words in pattern.requires:
+                if words not in bit_of:
+                    bit_of[words] = bit = 1 << len(bit_of)
+                    for word in words:
+                        bits[word] = bits.get(word, 0) | bit
+                need |= bit_of[words]
+            probes.append(Probe(kind, owner, pattern, need))
+            if not pattern.requires:
+                always.append(number)
+            for word in pattern.requires[0] if pattern.requires else ():
+                announces.setdefault(word, []).append(number)
+        self.probes = tuple(probes)
+        self.always = tuple(always)
+        exact = {w: (b, tuple(announces.get(w, ()))) for w, b in bits.items() if w[-1] != "*"}
+        stems = {w[:-1]: (b, tuple(announces.get(w, ()))) for w, b in bits.items() if w[-1] == "*"}
+        sizes = sorted({len(stem) for stem in stems})
+        none: tuple[int, tuple[int, ...]] = (0, ())
+
+        @lru_cache(maxsize=16384)  # a word reads the same in every message
+        def facts(word: str) -> tuple[int, tuple[int, ...]]:
+            found, announced = exact.get(word, none)
+            for size in sizes:
+                if size > len(word):
+                    break
+                stem = stems.get(word[:size])
+                if stem is not None:
+                    found |= stem[0]
+                    announced += stem[1]
+            return found, announced
+
+        self.facts = facts
 
     def warm(self) -> int:
         """Compile every pattern now (they compile lazily); returns how many there are."""
-        every = [p for rule in self.rules for p in rule.patterns]
-        every += [p for _id, p, _needs in self.idioms]
-        every += [p for pats in self.markers.values() for p in pats]
-        for pattern in every:
-            _ = pattern.compiled
-        return len(every)
+        for probe in self.probes:
+            _ = probe.pattern.compiled
+        return len(self.probes)
 
-    def candidates(self, words: Iterable[str]) -> dict[int, list[int]]:
-        """Rule index -> indexes of its patterns that the words could match, in order."""
-        present = words if isinstance(words, frozenset) else frozenset(words)
-        slots = set(self.unindexed)
-        by_word = self.by_word
-        for word in present:
-            found = by_word.get(word)
-            if found:
-                slots.update(found)
-        requires = self._requires
-        out: dict[int, list[int]] = {}
-        for slot in sorted(slots):
-            if all(not need.isdisjoint(present) for need in requires.get(slot, ())):
-                out.setdefault(slot[0], []).append(slot[1])
-        return out
+
+IDIOM, MARKER, RULE = 0, 1, 2  # Probe.kind
+
+
+class Probe(NamedTuple):
+    """One pattern as the matcher tries it."""
+
+    kind: int  # IDIOM, MARKER or RULE
+    owner: int  # its index in Lexicon.idioms, Lexicon.marker_kinds or Lexicon.rules
+    pattern: Pattern
+    need: int  # the bits of its Pattern.requires (see Lexicon._index)
 
 
 class Pattern:
     """A lexicon pattern, compiled on first use: compiling all of them at import took
     seconds, and a message only ever tries the few its words allow. `Lexicon.warm()`
-    compiles the rest (serve does it in the background; a test checks every one)."""
+    compiles the rest (serve does it in the background; a test checks every one).
 
-    __slots__ = ("_compiled", "finditer", "search", "source", "where")
+    `requires` and `starts` say what a text must hold for a match (see _Compiler), so
+    the matcher can skip the expression, or run it only where a match could begin."""
 
-    def __init__(self, source: str, where: str) -> None:
+    __slots__ = ("_compiled", "finditer", "match", "requires", "search", "source", "starts", "where")
+
+    def __init__(
+        self,
+        source: str,
+        where: str,
+        requires: tuple[frozenset[str], ...] = (),
+        starts: frozenset[str] | None = None,
+    ) -> None:
         self.source = source
         self.where = where
+        # Word sets a text must hold one word of each for a match, least likely first.
+        self.requires = requires
+        # Words one of which begins every match (None: not known): a match starts at the
+        # space before such a word, so the matcher tries only there.
+        self.starts = starts
         self._compiled: re.Pattern[str] | None = None
         # Until the first call these compile; then they are the compiled pattern's own
         # methods (no wrapper on the hot path: tens of thousands of calls a second).
         self.search: Callable[[str], re.Match[str] | None] = self._first_search
         self.finditer: Callable[[str], Iterator[re.Match[str]]] = self._first_finditer
+        self.match: Callable[[str, int], re.Match[str] | None] = self._first_match
 
     @property
     def compiled(self) -> re.Pattern[str]:
@@ -156,6 +211,7 @@ class Pattern:
                 raise LexiconError(f"{self.where}: {exc}") from exc
             self.search = self._compiled.search
             self.finditer = self._compiled.finditer
+            self.match = self._compiled.match
         return self._compiled
 
     def _first_search(self, text: str) -> re.Match[str] | None:
@@ -163,6 +219,9 @@ class Pattern:
 
     def _first_finditer(self, text: str) -> Iterator[re.Match[str]]:
         return self.compiled.finditer(text)
+
+    def _first_match(self, text: str, pos: int) -> re.Match[str] | None:
+        return self.compiled.match(text, pos)
 
 
 _PLAIN = re.compile(r"(?: [a-z0-9]+)+(?:\[a-z0-9\]\*)?| \[0-9\](?:\+|\{2,\})")
@@ -182,20 +241,21 @@ class _Compiler:
         self.gap_word = rf"(?: (?!(?:{cues}) )[a-z0-9]+)"
 
     def pattern(self, source: str, where: str) -> Pattern:
-        return Pattern(self.sequence(source, where, ()) + "(?= )", f"{where}: pattern {source!r}")
-
-    def needs(self, source: str) -> frozenset[str] | None:
-        """Words of which a text must hold one for `source` to match (None: no such set).
-
-        Taken from the required element least likely in a text (fewest choices, function
-        words counting as very likely), so most patterns are skipped without running their
-        regular expression."""
-        sets = self.requirements(source)
-        return sets[0] if sets else None
+        starts = self.sequence_first(fold(source).split(), ())
+        if starts is not None and any(word[-1] == "*" for word in starts):
+            starts = None  # a stem begins some match: only exact words say where
+        return Pattern(
+            self.sequence(source, where, ()) + "(?= )",
+            f"{where}: pattern {source!r}",
+            self.requirements(source),
+            starts,
+        )
 
     def requirements(self, source: str) -> tuple[frozenset[str], ...]:
         """One word set per required element whose first words are known: a text that
-        misses any of them cannot match `source`. Least likely in a text first."""
+        misses any of them cannot match `source`. Least likely in a text first (fewest
+        choices, function words counting as very likely), so that set, which announces
+        the pattern (Lexicon._index), leaves most patterns unlooked at."""
         sets: list[frozenset[str]] = []
         for element in fold(source).split():
             if element.endswith("?") and len(element) > 1:
@@ -206,7 +266,8 @@ class _Compiler:
         return tuple(sorted(sets, key=lambda w: 1000 * len(w & self.common) + len(w)))
 
     def first_words(self, core: str, stack: tuple[str, ...]) -> frozenset[str] | None:
-        """Words one of which starts any match of element `core` (None: not known)."""
+        """Words one of which starts any match of element `core` (None: not known). A
+        word ending in "*" stands for every word starting so (a stem in the pattern)."""
         if core in ("..", "...", "$"):
             return None
         found: set[str] = set()
@@ -220,9 +281,10 @@ class _Compiler:
                     if words is None:
                         return None
                     found |= words
-            elif alt.endswith("*") or alt.startswith("#"):
+            elif alt.startswith("#"):
                 return None
             else:
+                # "a_b" starts with the word "a"; "ab*" (a stem) with any word "ab...".
                 found.add(alt.split("_")[0])
         return frozenset(found)
 
@@ -325,8 +387,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
     compiler = _Compiler(classes, negation, [*function_words, *negation])
 
     rules: list[Rule] = []
-    idioms: list[tuple[str, Pattern, frozenset[str] | None]] = []
-    idiom_requires: list[tuple[frozenset[str], ...]] = []
+    idioms: list[tuple[str, Pattern]] = []
     literal: dict[str, set[str]] = {}
     for lang, data in by_lang.items():
         sources: list[str] = []
@@ -336,18 +397,13 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             sources += raw["patterns"]
         for i, raw in enumerate(data.get("idiom", [])):
             where = f"{lang}.toml idiom #{i + 1}"
-            for p in raw["patterns"]:
-                idioms.append((str(raw["id"]), compiler.pattern(p, where), compiler.needs(p)))
-                idiom_requires.append(compiler.requirements(p)[1:])
+            idioms += [(str(raw["id"]), compiler.pattern(p, where)) for p in raw["patterns"]]
         sources += [e for name in data.get("classes", {}) for e in classes[name]]
         literal[lang] = _words_of(sources)
 
     markers = {
         kind: [compiler.pattern(p, f"common.toml markers.{kind}") for p in pats]
         for kind, pats in common["markers"].items()
-    }
-    marker_requires = {
-        kind: [compiler.requirements(p) for p in pats] for kind, pats in common["markers"].items()
     }
     expand = {
         lang: {fold(k): tuple(fold(v).split()) for k, v in data.get("expand", {}).items()}
@@ -380,8 +436,6 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
         rules=rules,
         idioms=idioms,
         markers=markers,
-        idiom_requires=idiom_requires,
-        marker_requires=marker_requires,
         negation=negation,
         clause_breaks=frozenset(fold(common["scope"]["clause_breaks"]).split()),
         contrast=frozenset(fold(common["scope"]["contrast"]).split()),
@@ -424,9 +478,7 @@ def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:
         outcomes=outcomes,
         escalates=bool(raw.get("escalates", False)),
         cancels=frozenset(raw.get("cancels", [])),
-        needs=tuple(compiler.needs(p) for p in patterns),
         implies_abuse=bool(raw.get("implies_abuse", True)),
-        requires=tuple(compiler.requirements(p)[1:] for p in patterns),
     )
 
 
