@@ -90,7 +90,7 @@ class _Text:
             at = starts[first]
             if at < end:
                 continue
-            m = pattern.match(self.padded, at)
+            m = pattern.at(self.words[first])(self.padded, at)
             if m is not None:
                 end = m.end()
                 yield first, bisect_right(starts, end - 1) - 1
@@ -161,7 +161,7 @@ _UNMATCHED = "unmatched"
 
 def _live(words: list[str], lex: Lexicon) -> list[int]:
     """The probes (Lexicon.probes) whose needed words the message has, in order: each
-    distinct word looked up once, then one integer test per announced pattern."""
+    distinct word looked up once, then one integer test per pattern its words announce."""
     facts = lex.facts
     have = 0
     announced = set(lex.always)
@@ -169,8 +169,8 @@ def _live(words: list[str], lex: Lexicon) -> list[int]:
         bits, probes = facts(word)
         have |= bits
         announced.update(probes)
-    probes = lex.probes
-    return sorted(n for n in announced if probes[n].need & have == probes[n].need)
+    needs = lex.needs
+    return sorted([n for n in announced if needs[n] & have == needs[n]])
 
 
 def match(words: list[str], lex: Lexicon) -> tuple[set[str], set[str]]:
