@@ -21,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache, lru_cache, partial
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,23 +102,18 @@ class Lexicon:
         words of its first set (the least likely in a text), so most are never looked at.
         A set entry ending in "*" is a stem: any word starting so belongs to the set."""
         self.marker_kinds = tuple(self.markers)
-        owned: list[tuple[int, int, Pattern]] = [
-            (IDIOM, i, pattern) for i, (_id, pattern) in enumerate(self.idioms)
-        ]
+        owned = [(i, pattern) for i, (_id, pattern) in enumerate(self.idioms)]
         self.first_marker = len(owned)
-        owned += [
-            (MARKER, k, pattern)
-            for k, kind in enumerate(self.marker_kinds)
-            for pattern in self.markers[kind]
-        ]
+        kinds = enumerate(self.marker_kinds)
+        owned += [(k, pattern) for k, kind in kinds for pattern in self.markers[kind]]
         self.first_rule = len(owned)
-        owned += [(RULE, r, p) for r, rule in enumerate(self.rules) for p in rule.patterns]
+        owned += [(r, p) for r, rule in enumerate(self.rules) for p in rule.patterns]
 
         # A pattern is looked at only when a word of its first set is present, so only
-        # its other sets need bits. The sets most texts touch (see _likely) get the low
+        # its other sets need bits. The sets most texts touch (see _likelihood) get the low
         # bits: a text's bits then make a small integer, cheap to build and test.
         common = self.function_words()
-        others = {words for _k, _o, pattern in owned for words in pattern.requires[1:]}
+        others = {words for _owner, pattern in owned for words in pattern.requires[1:]}
         likely = sorted(others, key=lambda words: (-_likelihood(words, common), sorted(words)))
         bit_of = {words: 1 << i for i, words in enumerate(likely)}
         bits: dict[str, int] = {}
@@ -128,9 +123,9 @@ class Lexicon:
         announces: dict[str, list[int]] = {}
         always: list[int] = []
         probes = []
-        for number, (kind, owner, pattern) in enumerate(owned):
+        for number, (owner, pattern) in enumerate(owned):
             need = sum(bit_of[words] for words in pattern.requires[1:])
-            probes.append(Probe(kind, owner, pattern, need))
+            probes.append(Probe(owner, pattern, need))
             if not pattern.requires:
                 always.append(number)
             for word in pattern.requires[0] if pattern.requires else ():
@@ -170,13 +165,9 @@ class Lexicon:
         return len(self.probes)
 
 
-IDIOM, MARKER, RULE = 0, 1, 2  # Probe.kind
-
-
 class Probe(NamedTuple):
     """One pattern as the matcher tries it."""
 
-    kind: int  # IDIOM, MARKER or RULE
     owner: int  # its index in Lexicon.idioms, Lexicon.marker_kinds or Lexicon.rules
     pattern: Pattern
     need: int  # the bits of its Pattern.requires (see Lexicon._index)
@@ -188,14 +179,12 @@ class Pattern:
     compiles the rest (serve does it in the background; a test checks every one).
 
     `requires` and `starts` say what a text must hold for a match (see _Compiler), so
-    the matcher can skip the expression, or run it only where a match could begin, with
-    `at(word)`: the expression for a match beginning with that word."""
+    the matcher can skip the expression, or run it only where a match could begin."""
 
     __slots__ = (
-        "_at",
         "_compiled",
-        "_source_at",
         "finditer",
+        "match",
         "requires",
         "search",
         "source",
@@ -209,7 +198,6 @@ class Pattern:
         where: str,
         requires: tuple[frozenset[str], ...] = (),
         starts: frozenset[str] | None = None,
-        source_at: Callable[[str], str | None] | None = None,
     ) -> None:
         self.source = source
         self.where = where
@@ -218,38 +206,24 @@ class Pattern:
         # Words one of which begins every match (None: not known): a match starts at the
         # space before such a word, so the matcher tries only there.
         self.starts = starts
-        self._source_at = source_at
-        self._at: dict[str, Callable[[str, int], re.Match[str] | None]] = {}
         self._compiled: re.Pattern[str] | None = None
         # Until the first call these compile; then they are the compiled pattern's own
         # methods (no wrapper on the hot path: tens of thousands of calls a second).
         self.search: Callable[[str], re.Match[str] | None] = self._first_search
         self.finditer: Callable[[str], Iterator[re.Match[str]]] = self._first_finditer
+        self.match: Callable[[str, int], re.Match[str] | None] = self._first_match
 
     @property
     def compiled(self) -> re.Pattern[str]:
         if self._compiled is None:
-            self._compiled = self._compile(self.source)
+            try:
+                self._compiled = re.compile(self.source)
+            except re.error as exc:  # pragma: no cover - the element checks catch it first
+                raise LexiconError(f"{self.where}: {exc}") from exc
             self.search = self._compiled.search
             self.finditer = self._compiled.finditer
+            self.match = self._compiled.match
         return self._compiled
-
-    def _compile(self, source: str) -> re.Pattern[str]:
-        try:
-            return re.compile(source)
-        except re.error as exc:  # pragma: no cover - the element checks catch it first
-            raise LexiconError(f"{self.where}: {exc}") from exc
-
-    def at(self, word: str) -> Callable[[str, int], re.Match[str] | None]:
-        """`match(text, pos)` for a place where `word`, one of `starts`, begins: the
-        same match the full expression finds there, by an expression that leaves out
-        what cannot begin with `word` (compiled on first use, kept per word)."""
-        found = self._at.get(word)
-        if found is None:
-            source = self._source_at(word) if self._source_at else self.source
-            found = self._compile(source).match if source is not None else _no_match
-            self._at[word] = found
-        return found
 
     def _first_search(self, text: str) -> re.Match[str] | None:
         return self.compiled.search(text)
@@ -257,10 +231,8 @@ class Pattern:
     def _first_finditer(self, text: str) -> Iterator[re.Match[str]]:
         return self.compiled.finditer(text)
 
-
-def _no_match(text: str, pos: int) -> None:
-    """The `Pattern.at` of a word no match can begin with."""
-    return None
+    def _first_match(self, text: str, pos: int) -> re.Match[str] | None:
+        return self.compiled.match(text, pos)
 
 
 _PLAIN = re.compile(r"(?: [a-z0-9]+)+(?:\[a-z0-9\]\*)?| \[0-9\](?:\+|\{2,\})")
@@ -268,7 +240,8 @@ _PLAIN = re.compile(r"(?: [a-z0-9]+)+(?:\[a-z0-9\]\*)?| \[0-9\](?:\+|\{2,\})")
 
 def _likelihood(words: frozenset[str], common: frozenset[str]) -> int:
     """How likely a text is to hold one of `words`, roughly (higher: more likely): more
-    choices, function words (`common`) counting as very likely."""
+    choices, function words (`common`) and words of one or two letters ("a", "to")
+    counting as very likely."""
     return 1000 * sum(1 for w in words if w in common or len(w) <= 2) + len(words)
 
 
@@ -281,7 +254,6 @@ class _Compiler:
     ) -> None:
         self.classes = classes
         self.cache: dict[str, str] = {}
-        self.cache_at: dict[tuple[str, str], str | None] = {}
         self.common = frozenset(common)
         cues = "|".join(sorted(re.escape(c) for c in negation))
         self.gap_word = rf"(?: (?!(?:{cues}) )[a-z0-9]+)"
@@ -295,7 +267,6 @@ class _Compiler:
             f"{where}: pattern {source!r}",
             self.requirements(source),
             starts,
-            partial(self.pattern_at, source) if starts is not None else None,
         )
 
     def requirements(self, source: str) -> tuple[frozenset[str], ...]:
@@ -349,22 +320,15 @@ class _Compiler:
         return None  # every element optional
 
     def sequence(self, source: str, where: str, stack: tuple[str, ...]) -> str:
-        parts = self.fragments(fold(source).split(), source, where, stack)
-        if not parts:
-            raise LexiconError(f"{where}: empty pattern")
-        return "".join(parts)
-
-    def fragments(
-        self, elements: list[str], source: str, where: str, stack: tuple[str, ...]
-    ) -> list[str]:
-        """The expression of each element, an optional one in an optional group."""
         parts = []
-        for element in elements:
+        for element in fold(source).split():
             optional = element.endswith("?") and len(element) > 1
             core = element[:-1] if optional else element
             frag = self.element(core, source, where, stack)
             parts.append(f"(?:{frag})?" if optional else frag)
-        return parts
+        if not parts:
+            raise LexiconError(f"{where}: empty pattern")
+        return "".join(parts)
 
     def element(self, core: str, source: str, where: str, stack: tuple[str, ...]) -> str:
         if core in ("..", "..."):
@@ -373,25 +337,23 @@ class _Compiler:
             return rf"(?= {re.escape(BOUNDARY)} | ?$)"
         alts = []
         for alt in core.split("|"):
+            if alt == "#":
+                alts.append(" [0-9]+")
+                continue
+            if alt == "##":
+                alts.append(" [0-9]{2,}")
+                continue
             if alt.startswith("@"):
                 alts.append(self.klass(alt[1:], where, stack))
-            else:
-                alts.append(self.alternative(alt, source, where))
+                continue
+            stem = alt.endswith("*")
+            words = (alt[:-1] if stem else alt).split("_")
+            if not all(WORD.fullmatch(w) for w in words):
+                raise LexiconError(f"{where}: bad word {alt!r} in pattern {source!r}")
+            alts.append(" " + " ".join(words) + ("[a-z0-9]*" if stem else ""))
         if len(alts) == 1 and _PLAIN.fullmatch(alts[0]):
             return alts[0]  # one literal needs no group: far less to compile at start
         return "(?:" + "|".join(alts) + ")"
-
-    def alternative(self, alt: str, source: str, where: str) -> str:
-        """The expression of one alternative that is no class: a number or words."""
-        if alt == "#":
-            return " [0-9]+"
-        if alt == "##":
-            return " [0-9]{2,}"
-        stem = alt.endswith("*")
-        words = (alt[:-1] if stem else alt).split("_")
-        if not all(WORD.fullmatch(w) for w in words):
-            raise LexiconError(f"{where}: bad word {alt!r} in pattern {source!r}")
-        return " " + " ".join(words) + ("[a-z0-9]*" if stem else "")
 
     def klass(self, name: str, where: str, stack: tuple[str, ...]) -> str:
         if name in stack:
@@ -399,76 +361,11 @@ class _Compiler:
         if name not in self.classes:
             raise LexiconError(f"{where}: unknown class @{name}")
         if name not in self.cache:
-            frags = [self.sequence(e, f"class @{name}", (*stack, name)) for e in self.entries(name)]
+            # Longest phrases first so "my ex husband" is preferred to "my ex".
+            entries = sorted(self.classes[name], key=lambda e: -len(e.split()))
+            frags = [self.sequence(e, f"class @{name}", (*stack, name)) for e in entries]
             self.cache[name] = "(?:" + "|".join(frags) + ")"
         return self.cache[name]
-
-    def entries(self, name: str) -> list[str]:
-        """A class's phrases as its expression tries them: longest first, so "my ex
-        husband" is preferred to "my ex"."""
-        return sorted(self.classes[name], key=lambda e: -len(e.split()))
-
-    # A pattern's expression for a match that begins with a given word. The full
-    # expression tries every alternative of its first element at each place: over a big
-    # class (@agent has 128 first words) that is most of its cost. A match begins with
-    # one of `Pattern.starts`, and an alternative can match only where its own first word
-    # stands (every word in an expression is followed by a space), so at a given word
-    # the other alternatives fail: leaving them out, the rest in the same order, finds
-    # the very match the full expression finds there.
-
-    def pattern_at(self, source: str, word: str) -> str | None:
-        """The expression of `source` for matches beginning with `word` (None: none can),
-        or the full one when the first words are not all plain words."""
-        try:
-            body = self.sequence_at(fold(source).split(), word, source)
-        except _Unplain:
-            return self.sequence(source, source, ()) + "(?= )"
-        return None if body is None else body + "(?= )"
-
-    def sequence_at(self, elements: list[str], word: str, source: str) -> str | None:
-        if not elements:
-            return None
-        head, rest = elements[0], elements[1:]
-        optional = head.endswith("?") and len(head) > 1
-        options = []
-        first = self.element_at(head[:-1] if optional else head, word, source)
-        if first is not None:
-            options.append(first + "".join(self.fragments(rest, source, source, ())))
-        if optional:
-            # "(?:x)?rest" tries x then rest, then rest alone: the same order here.
-            skipped = self.sequence_at(rest, word, source)
-            if skipped is not None:
-                options.append(skipped)
-        if len(options) > 1:
-            return "(?:" + "|".join(options) + ")"
-        return options[0] if options else None
-
-    def element_at(self, core: str, word: str, source: str) -> str | None:
-        if core in ("..", "...", "$"):
-            raise _Unplain
-        alts = []
-        for alt in core.split("|"):
-            if alt.startswith("@"):
-                frag = self.klass_at(alt[1:], word, source)
-                if frag is not None:
-                    alts.append(frag)
-            elif alt.startswith("#") or alt.split("_")[0].endswith("*"):
-                raise _Unplain
-            elif alt.split("_")[0] == word:
-                alts.append(self.alternative(alt, source, source))
-        return "(?:" + "|".join(alts) + ")" if alts else None
-
-    def klass_at(self, name: str, word: str, source: str) -> str | None:
-        key = (name, word)
-        if key not in self.cache_at:
-            frags = [self.sequence_at(fold(e).split(), word, e) for e in self.entries(name)]
-            found = [frag for frag in frags if frag is not None]
-            self.cache_at[key] = "(?:" + "|".join(found) + ")" if found else None
-        return self.cache_at[key]
-
-
-class _Unplain(Exception):
-    """A pattern's first element is no plain word (a gap, a number, a stem)."""
 
 
 def _words_of(sources: Iterable[str]) -> set[str]:

@@ -19,7 +19,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from itertools import accumulate
 
-from bot.triage.lexicon import IDIOM, RULE, Lexicon, Pattern, Rule
+from bot.triage.lexicon import Lexicon, Pattern, Rule
 from bot.triage.text import BOUNDARY, MASK
 from bot.triage.verdict import LABELS
 
@@ -90,9 +90,9 @@ class _Text:
             at = starts[first]
             if at < end:
                 continue
-            m = pattern.at(self.words[first])(self.padded, at)
-            if m is not None:
-                end = m.end()
+            hit = pattern.match(self.padded, at)
+            if hit is not None:
+                end = hit.end()
                 yield first, bisect_right(starts, end - 1) - 1
 
 
@@ -159,7 +159,7 @@ def _qualifier(text: _Text, lex: Lexicon, first: int, marks: _Marks) -> str | No
 _UNMATCHED = "unmatched"
 
 
-def _live(words: list[str], lex: Lexicon) -> list[int]:
+def _allowed(words: list[str], lex: Lexicon) -> list[int]:
     """The probes (Lexicon.probes) whose needed words the message has, in order: each
     distinct word looked up once, then one integer test per pattern its words announce."""
     facts = lex.facts
@@ -177,16 +177,16 @@ def match(words: list[str], lex: Lexicon) -> tuple[set[str], set[str]]:
     """The labels the rules give `words` (from normalise.tokens) and the signals that say
     why; cancelled signals are gone, qualified ones ("negated:...") stay."""
     signals: set[str] = set()
-    live = _live(words, lex)
+    allowed = _allowed(words, lex)
     probes = lex.probes
-    idioms = bisect_right(live, lex.first_marker - 1)
-    rules = bisect_right(live, lex.first_rule - 1)
+    idioms = bisect_right(allowed, lex.first_marker - 1)
+    rules = bisect_right(allowed, lex.first_rule - 1)
 
     # Idioms first, each read in the text as sent: their words become MASK so no rule can
     # read them (in a copy; the caller's words stay as read).
     body = _Text(words, lex)
     masked: list[str] | None = None
-    for number in live[:idioms]:
+    for number in allowed[:idioms]:
         probe = probes[number]
         for first, last in body.spans(probe.pattern):
             signals.add(f"idiom:{lex.idioms[probe.owner][0]}")
@@ -195,11 +195,11 @@ def match(words: list[str], lex: Lexicon) -> tuple[set[str], set[str]]:
     if masked is not None:
         body = _Text(masked, lex)
 
-    marks = _Marks(body, live[idioms:rules])
+    marks = _Marks(body, allowed[idioms:rules])
     # Rule index -> None: a match stands as written; else why every match was qualified
     # (by the last match of its last pattern that matched, as the patterns are tried).
     why: dict[int, str | None] = {}
-    for number in live[rules:]:
+    for number in allowed[rules:]:
         probe = probes[number]
         if why.get(probe.owner, _UNMATCHED) is None:
             continue  # this rule already matched as written
