@@ -187,6 +187,7 @@ class Pattern:
         "match",
         "requires",
         "search",
+        "seconds",
         "source",
         "starts",
         "where",
@@ -198,6 +199,7 @@ class Pattern:
         where: str,
         requires: tuple[frozenset[str], ...] = (),
         starts: frozenset[str] | None = None,
+        seconds: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.source = source
         self.where = where
@@ -206,6 +208,9 @@ class Pattern:
         # Words one of which begins every match (None: not known): a match starts at the
         # space before such a word, so the matcher tries only there.
         self.starts = starts
+        # First word -> the words one of which follows it in every match beginning with
+        # it (where known), so the expression need not run where another word does.
+        self.seconds = seconds or {}
         self._compiled: re.Pattern[str] | None = None
         # Until the first call these compile; then they are the compiled pattern's own
         # methods (no wrapper on the hot path: tens of thousands of calls a second).
@@ -238,6 +243,26 @@ class Pattern:
 _PLAIN = re.compile(r"(?: [a-z0-9]+)+(?:\[a-z0-9\]\*)?| \[0-9\](?:\+|\{2,\})")
 
 
+# First word -> (the second words, None if not known; whether a match can be one word).
+_Pairs = dict[str, tuple[frozenset[str] | None, bool]]
+
+
+def _merge_pair(pairs: _Pairs, first: str, second: frozenset[str] | None, alone: bool) -> None:
+    if first in pairs:
+        known, was_alone = pairs[first]
+        second = None if known is None or second is None else known | second
+        alone = alone or was_alone
+    pairs[first] = second, alone
+
+
+def _plain(words: frozenset[str] | None) -> frozenset[str] | None:
+    """`words` when they are all plain words; None when a stem ("ab*") is among them, as
+    a set of exact words cannot say which words it stands for."""
+    if words is None or any(word[-1] == "*" for word in words):
+        return None
+    return words
+
+
 def _likelihood(words: frozenset[str], common: frozenset[str]) -> int:
     """How likely a text is to hold one of `words`, roughly (higher: more likely): more
     choices, function words (`common`) and words of one or two letters ("a", "to")
@@ -259,15 +284,73 @@ class _Compiler:
         self.gap_word = rf"(?: (?!(?:{cues}) )[a-z0-9]+)"
 
     def pattern(self, source: str, where: str) -> Pattern:
-        starts = self.sequence_first(fold(source).split(), ())
-        if starts is not None and any(word[-1] == "*" for word in starts):
-            starts = None  # a stem begins some match: only exact words say where
+        elements = fold(source).split()
         return Pattern(
             self.sequence(source, where, ()) + "(?= )",
             f"{where}: pattern {source!r}",
             self.requirements(source),
-            starts,
+            _plain(self.sequence_first(elements, ())),
+            self.seconds(elements),
         )
+
+    def seconds(self, elements: list[str]) -> dict[str, frozenset[str]]:
+        """First word of a match -> the words one of which comes second in every match
+        that begins with it (only where those are known: no gap or stem follows the
+        first word, and a match cannot be that word alone)."""
+        out: dict[str, frozenset[str]] = {}
+        for first, (second, alone) in (self.pairs(elements, ()) or {}).items():
+            plain = _plain(second)
+            if plain is not None and not alone:
+                out[first] = plain
+        return out
+
+    def pairs(self, elements: list[str], stack: tuple[str, ...]) -> _Pairs | None:
+        """First word -> (the words that can come second, or None: not known; whether a
+        match can be that word alone), for every first word; None: first words unknown."""
+        if not elements:
+            return None
+        head, rest = elements[0], elements[1:]
+        optional = head.endswith("?") and len(head) > 1
+        found = self.element_pairs(head[:-1] if optional else head, stack)
+        if found is None:
+            return None
+        out: _Pairs = {}
+        for first, (second, alone) in found.items():
+            if alone and rest:  # the head was that word alone: the rest's first comes next
+                after = self.sequence_first(rest, stack)
+                second = None if second is None or after is None else second | after
+                alone = False
+            _merge_pair(out, first, second, alone)
+        if optional:  # or the head is skipped and the rest begins the match
+            skipped = self.pairs(rest, stack)
+            if skipped is None:
+                return None
+            for first, (second, alone) in skipped.items():
+                _merge_pair(out, first, second, alone)
+        return out
+
+    def element_pairs(self, core: str, stack: tuple[str, ...]) -> _Pairs | None:
+        """`pairs` of one element's own words."""
+        if core in ("..", "...", "$"):
+            return None
+        out: _Pairs = {}
+        for alt in core.split("|"):
+            if alt.startswith("@"):
+                name = alt[1:]
+                if name in stack or name not in self.classes:
+                    return None
+                for entry in self.classes[name]:
+                    inner = self.pairs(fold(entry).split(), (*stack, name))
+                    if inner is None:
+                        return None
+                    for first, (second, alone) in inner.items():
+                        _merge_pair(out, first, second, alone)
+            elif alt.startswith("#"):
+                return None
+            else:
+                words = alt.split("_")
+                _merge_pair(out, words[0], frozenset(words[1:2]), len(words) == 1)
+        return out
 
     def requirements(self, source: str) -> tuple[frozenset[str], ...]:
         """One word set per required element whose first words are known: a text that

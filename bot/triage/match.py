@@ -86,10 +86,15 @@ class _Text:
         else:
             firsts = sorted(i for word in found for i in self.where[word])
         end = 0
+        words, seconds = self.words, pattern.seconds
+        last = len(words) - 1
         for first in firsts:
             at = starts[first]
             if at < end:
                 continue
+            second = seconds.get(words[first])
+            if second is not None and (first == last or words[first + 1] not in second):
+                continue  # the next word cannot be a match's second: most places end here
             hit = pattern.match(self.padded, at)
             if hit is not None:
                 end = hit.end()
