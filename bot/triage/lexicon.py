@@ -436,7 +436,7 @@ class _Compiler:
             alts.append(" " + " ".join(words) + ("[a-z0-9]*" if stem else ""))
         if len(alts) == 1 and _PLAIN.fullmatch(alts[0]):
             return alts[0]  # one literal needs no group: far less to compile at start
-        return "(?:" + "|".join(alts) + ")"
+        return _alternation(alts)
 
     def klass(self, name: str, where: str, stack: tuple[str, ...]) -> str:
         if name in stack:
@@ -447,8 +447,28 @@ class _Compiler:
             # Longest phrases first so "my ex husband" is preferred to "my ex".
             entries = sorted(self.classes[name], key=lambda e: -len(e.split()))
             frags = [self.sequence(e, f"class @{name}", (*stack, name)) for e in entries]
-            self.cache[name] = "(?:" + "|".join(frags) + ")"
+            self.cache[name] = _alternation(frags)
         return self.cache[name]
+
+
+_PHRASE = re.compile(r"(?: [a-z0-9]+)+")
+_GROUPED = 8  # alternatives: fewer are as quick to try one by one
+
+
+def _alternation(alts: list[str]) -> str:
+    """`(?:alt|alt|...)`, but a long list of plain phrases (" hit", " slammed me into")
+    grouped by first letter: " (?:h(?:it|its)|s(?:lammed me into))". The expression
+    engine tries alternatives one by one, touching each one's code, and a big class
+    (@struck, @victim) appears in dozens of patterns: grouped, it tries about one group.
+    The same match: an alternative's words are whole words (a space or the end follows
+    each), so two with different first words never match at the same place and their
+    order does not matter; alternatives keep their order within a letter's group."""
+    if len(alts) < _GROUPED or not all(_PHRASE.fullmatch(alt) for alt in alts):
+        return "(?:" + "|".join(alts) + ")"
+    groups: dict[str, list[str]] = {}
+    for alt in alts:
+        groups.setdefault(alt[1], []).append(alt[2:])
+    return " (?:" + "|".join(f"{c}(?:{'|'.join(rest)})" for c, rest in groups.items()) + ")"
 
 
 def _words_of(sources: Iterable[str]) -> set[str]:

@@ -16,7 +16,6 @@ Laughter arrives here as the token "lol", so idioms can tell a joke ("he'll kill
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
 from itertools import accumulate
 
 from bot.triage.lexicon import Lexicon, Pattern, Rule
@@ -28,7 +27,7 @@ class _Text:
     """Words as the patterns read them: joined with spaces, where each word sits, and
     (built on first use, as most messages never need them) the scopes."""
 
-    __slots__ = ("_scopes", "lex", "padded", "starts", "where", "words")
+    __slots__ = ("_scopes", "lex", "padded", "present", "starts", "where", "words")
 
     def __init__(self, words: list[str], lex: Lexicon) -> None:
         self.words = words
@@ -39,6 +38,8 @@ class _Text:
         self.where: dict[str, list[int]] = {}  # word -> its indexes, in order
         for i, word in enumerate(words):
             self.where.setdefault(word, []).append(i)
+        # The distinct words, as a set: `starts & present` is one C call over the smaller.
+        self.present = frozenset(self.where)
         self._scopes: tuple[list[int], list[int]] | None = None
 
     @property
@@ -67,24 +68,27 @@ class _Text:
             self._scopes = clause, sentence
         return self._scopes
 
-    def spans(self, pattern: Pattern) -> Iterator[tuple[int, int]]:
-        """First and last word index of each match, as pattern.finditer finds them."""
+    def spans(self, pattern: Pattern) -> list[tuple[int, int]]:
+        """First and last word index of each match, as pattern.finditer finds them (a
+        list, not a generator: most calls find nothing, and a list costs less to make)."""
         starts = self.starts
         if pattern.starts is None:
-            for m in pattern.finditer(self.padded):
-                if m.end() > m.start():
-                    yield bisect_right(starts, m.start()) - 1, bisect_right(starts, m.end() - 1) - 1
-            return
+            return [
+                (bisect_right(starts, m.start()) - 1, bisect_right(starts, m.end() - 1) - 1)
+                for m in pattern.finditer(self.padded)
+                if m.end() > m.start()
+            ]
         # Every match begins at the space before one of pattern.starts, so the expression
         # runs only there (anchored), not at every space of the text: the same matches,
         # found in the same order, as finditer's scan (which resumes where a match ended).
-        found = pattern.starts.intersection(self.where)
+        found = pattern.starts & self.present
         if not found:
-            return
+            return []
         if len(found) == 1:
             firsts = self.where[next(iter(found))]
         else:
-            firsts = sorted(i for word in found for i in self.where[word])
+            firsts = sorted([i for word in found for i in self.where[word]])
+        out = []
         end = 0
         words, seconds = self.words, pattern.seconds
         last = len(words) - 1
@@ -98,7 +102,8 @@ class _Text:
             hit = pattern.match(self.padded, at)
             if hit is not None:
                 end = hit.end()
-                yield first, bisect_right(starts, end - 1) - 1
+                out.append((first, bisect_right(starts, end - 1) - 1))
+        return out
 
 
 class _Marks:
@@ -164,13 +169,13 @@ def _qualifier(text: _Text, lex: Lexicon, first: int, marks: _Marks) -> str | No
 _UNMATCHED = "unmatched"
 
 
-def _allowed(words: list[str], lex: Lexicon) -> list[int]:
+def _allowed(present: frozenset[str], lex: Lexicon) -> list[int]:
     """The probes (Lexicon.probes) whose needed words the message has, in order: each
     distinct word looked up once, then one integer test per pattern its words announce."""
     facts = lex.facts
     have = 0
     announced = set(lex.always)
-    for word in set(words):
+    for word in present:
         bits, probes = facts(word)
         have |= bits
         announced.update(probes)
@@ -182,20 +187,22 @@ def match(words: list[str], lex: Lexicon) -> tuple[set[str], set[str]]:
     """The labels the rules give `words` (from normalise.tokens) and the signals that say
     why; cancelled signals are gone, qualified ones ("negated:...") stay."""
     signals: set[str] = set()
-    allowed = _allowed(words, lex)
+    body = _Text(words, lex)
+    # Every pattern is allowed or not by the words as sent, idioms' words included.
+    allowed = _allowed(body.present, lex)
     probes = lex.probes
     idioms = bisect_right(allowed, lex.first_marker - 1)
     rules = bisect_right(allowed, lex.first_rule - 1)
 
     # Idioms first, each read in the text as sent: their words become MASK so no rule can
     # read them (in a copy; the caller's words stay as read).
-    body = _Text(words, lex)
     masked: list[str] | None = None
     for number in allowed[:idioms]:
         probe = probes[number]
         for first, last in body.spans(probe.pattern):
             signals.add(f"idiom:{lex.idioms[probe.owner][0]}")
-            masked = masked or list(words)
+            if masked is None:
+                masked = list(words)
             masked[first : last + 1] = [MASK] * (last + 1 - first)
     if masked is not None:
         body = _Text(masked, lex)
