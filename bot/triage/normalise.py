@@ -11,33 +11,46 @@ only between two lines of four words or more.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.triage.lexicon import Lexicon, get_lexicon
-from bot.triage.text import BOUNDARY, DIGIT_GROUP, TOKEN, WORD, es_sound, fold, squeeze
+from bot.triage.text import (
+    BOUNDARY,
+    DIGIT_GROUP,
+    TOKEN,
+    WORD,
+    WORD_TOKEN,
+    es_sound,
+    fold,
+    squeeze,
+)
 
 
 def _raw_words(text: str) -> list[str]:
-    return [t.replace("'", "") for t in TOKEN.findall(fold(text)) if t[0].isalnum()]
+    return [t.replace("'", "") for t in WORD_TOKEN.findall(fold(text))]
 
 
-def _vote(words: Iterable[str], lex: Lexicon) -> str:
-    es = en = 0
-    for word in words:
-        if word not in lex.votes["es"] and word not in lex.votes["en"]:
-            word = squeeze(word)  # "holaaa"
-        es += lex.votes["es"].get(word, 0)
-        en += lex.votes["en"].get(word, 0)
-    return "es" if es > en else "en"
+@lru_cache(maxsize=16384)  # a word votes the same in every message
+def _word_vote(word: str) -> tuple[int, int]:
+    """What `word` adds to the Spanish and to the English count."""
+    votes = get_lexicon().votes
+    if word not in votes["es"] and word not in votes["en"]:
+        word = squeeze(word)  # "holaaa"
+    return votes["es"].get(word, 0), votes["en"].get(word, 0)
 
 
 def detect_language(text: str) -> str:
     """'es' when Spanish function words outvote English ones; 'en' otherwise (the default)."""
-    return _vote(_raw_words(text), get_lexicon())
+    es = en = 0
+    for word in _raw_words(text):
+        for_es, for_en = _word_vote(word)
+        es += for_es
+        en += for_en
+    return "es" if es > en else "en"
 
 
 _CLITIC = re.compile(r"(?:ndo|[aei]r)(?:me|te|se|la|lo|le|nos|les|las|los)$")
@@ -97,7 +110,8 @@ def tokens(text: str, language: str) -> list[str]:
     lex = get_lexicon()
     other = "es" if language == "en" else "en"
     out: list[str] = []
-    text = _LAUGH_EMOJI.sub(" lol ", text)
+    if not text.isascii():  # the emoji are not ASCII: most texts need no substitution
+        text = _LAUGH_EMOJI.sub(" lol ", text)
     for raw in TOKEN.findall(DIGIT_GROUP.sub("", _join_pieces(fold(text)))):
         if not raw[0].isalnum():
             if out and out[-1] != BOUNDARY:
