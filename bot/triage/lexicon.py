@@ -279,6 +279,8 @@ class _Compiler:
     ) -> None:
         self.classes = classes
         self.cache: dict[str, str] = {}
+        self.first_cache: dict[str, frozenset[str] | None] = {}
+        self.pairs_cache: dict[str, _Pairs | None] = {}
         self.common = frozenset(common)
         cues = "|".join(sorted(re.escape(c) for c in negation))
         self.gap_word = rf"(?: (?!(?:{cues}) )[a-z0-9]+)"
@@ -336,21 +338,47 @@ class _Compiler:
         out: _Pairs = {}
         for alt in core.split("|"):
             if alt.startswith("@"):
-                name = alt[1:]
-                if name in stack or name not in self.classes:
+                inner = self.class_pairs(alt[1:], stack)
+                if inner is None:
                     return None
-                for entry in self.classes[name]:
-                    inner = self.pairs(fold(entry).split(), (*stack, name))
-                    if inner is None:
-                        return None
-                    for first, (second, alone) in inner.items():
-                        _merge_pair(out, first, second, alone)
+                for first, (second, alone) in inner.items():
+                    _merge_pair(out, first, second, alone)
             elif alt.startswith("#"):
                 return None
             else:
                 words = alt.split("_")
                 _merge_pair(out, words[0], frozenset(words[1:2]), len(words) == 1)
         return out
+
+    # A class's first words and pairs, worked out once (every pattern using it asks): a
+    # class that refers to itself is an error raised while compiling, so the stack
+    # changes no answer that stands.
+
+    def class_first(self, name: str, stack: tuple[str, ...]) -> frozenset[str] | None:
+        if name in stack or name not in self.classes:
+            return None
+        if name not in self.first_cache:
+            found: set[str] | None = set()
+            for entry in self.classes[name]:
+                words = self.sequence_first(fold(entry).split(), (*stack, name))
+                found = None if found is None or words is None else found | words
+            self.first_cache[name] = None if found is None else frozenset(found)
+        return self.first_cache[name]
+
+    def class_pairs(self, name: str, stack: tuple[str, ...]) -> _Pairs | None:
+        if name in stack or name not in self.classes:
+            return None
+        if name not in self.pairs_cache:
+            out: _Pairs | None = {}
+            for entry in self.classes[name]:
+                inner = self.pairs(fold(entry).split(), (*stack, name))
+                if out is None or inner is None:
+                    out = None
+                    continue
+                for first, (second, alone) in inner.items():
+                    _merge_pair(out, first, second, alone)
+            self.pairs_cache[name] = out
+        return self.pairs_cache[name]
 
     def requirements(self, source: str) -> tuple[frozenset[str], ...]:
         """One word set per required element whose first words are known: a text that
@@ -374,14 +402,10 @@ class _Compiler:
         found: set[str] = set()
         for alt in core.split("|"):
             if alt.startswith("@"):
-                name = alt[1:]
-                if name in stack or name not in self.classes:
+                words = self.class_first(alt[1:], stack)
+                if words is None:
                     return None
-                for entry in self.classes[name]:
-                    words = self.sequence_first(fold(entry).split(), (*stack, name))
-                    if words is None:
-                        return None
-                    found |= words
+                found |= words
             elif alt.startswith("#"):
                 return None
             else:
