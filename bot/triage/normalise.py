@@ -11,7 +11,7 @@ only between two lines of four words or more.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 from rapidfuzz import process
@@ -28,6 +28,7 @@ from bot.triage.text import (
     fold,
     squeeze,
 )
+from bot.vocabulary import LANGUAGES
 
 
 def _raw_words(text: str) -> list[str]:
@@ -107,8 +108,8 @@ _LAUGH_EMOJI = re.compile("[\U0001f602\U0001f923\U0001f606\U0001f605\U0001f639\U
 
 def tokens(text: str, language: str) -> list[str]:
     """Normalised words of `text`, with BOUNDARY for punctuation."""
-    lex = get_lexicon()
-    other = "es" if language == "en" else "en"
+    joins = get_lexicon().joins
+    expanded = _EXPANDED[language]
     out: list[str] = []
     if not text.isascii():  # the emoji are not ASCII: most texts need no substitution
         text = _LAUGH_EMOJI.sub(" lol ", text)
@@ -117,17 +118,26 @@ def tokens(text: str, language: str) -> list[str]:
             if out and out[-1] != BOUNDARY:
                 out.append(BOUNDARY)
             continue
-        word = _expanded(raw, language, other)
-        if out and len(word) == 1 and (out[-1], word[0]) in lex.joins:
-            out[-1] = lex.joins[(out[-1], word[0])]
+        word = expanded(raw)
+        if out and len(word) == 1 and (out[-1], word[0]) in joins:
+            out[-1] = joins[(out[-1], word[0])]
             continue
         out.extend(word)
     return out
 
 
-@lru_cache(maxsize=16384)  # a token reads the same wherever it appears
-def _expanded(raw: str, lang: str, other: str) -> tuple[str, ...]:
-    return tuple(_expand(raw, lang, other, get_lexicon()))
+def _expander(lang: str) -> Callable[[str], tuple[str, ...]]:
+    other = "es" if lang == "en" else "en"
+
+    @lru_cache(maxsize=16384)  # a token reads the same wherever it appears
+    def expanded(raw: str) -> tuple[str, ...]:
+        return tuple(_expand(raw, lang, other, get_lexicon()))
+
+    return expanded
+
+
+# One cache per language, keyed by the token alone (the cheapest key to look up).
+_EXPANDED = {lang: _expander(lang) for lang in LANGUAGES}
 
 
 def _expand(raw: str, lang: str, other: str, lex: Lexicon) -> Iterator[str]:
