@@ -585,7 +585,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
         clause_breaks=frozenset(fold(common["scope"]["clause_breaks"]).split()),
         contrast=frozenset(fold(common["scope"]["contrast"]).split()),
         subjects=frozenset(fold(common["scope"]["subjects"]).split()),
-        joins={_pair(k): fold(v) for k, v in common["joins"].items()},
+        joins={_pair(k): _one_word(v) for k, v in common["joins"].items()},
         expand=expand,
         votes=votes,
         known=known,
@@ -600,6 +600,15 @@ def _pair(phrase: str) -> tuple[str, str]:
     if len(words) != 2:
         raise LexiconError(f"common.toml joins: {phrase!r} must be two words")
     return words[0], words[1]
+
+
+def _one_word(joined: str) -> str:
+    # The matcher finds a match only at the space before a word (match._Text.spans): a
+    # word with a space inside would hide where a match may begin.
+    word = fold(joined)
+    if not WORD.fullmatch(word):
+        raise LexiconError(f"common.toml joins: {joined!r} must be one word")
+    return word
 
 
 def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 from itertools import product
+from pathlib import Path
 
-from bot.triage import get_lexicon
+import pytest
+
+from bot.triage import LexiconError, get_lexicon, load_lexicon
 from bot.triage.lexicon import _alternation
 
 # Listed so that order matters: " a" before " a b", " hit" before " hit me".
@@ -51,3 +54,19 @@ def test_every_pattern_says_what_a_match_needs() -> None:
     assert all(probe.pattern.requires for probe in lex.probes)
     anchored = sum(probe.pattern.starts is not None for probe in lex.probes)
     assert anchored > 0.9 * len(lex.probes)
+
+
+def test_a_join_must_make_one_word(tmp_path: Path) -> None:
+    """Two words joined into one ("no one" -> "noone") must give one word: the matcher
+    looks for a match only at the space before a word, so a space inside one would hide
+    a match. A join that gives two words fails at load."""
+    source = Path(__file__).resolve().parents[2] / "bot" / "lexicon"
+    for name in ("common.toml", "en.toml", "es.toml", "known_words.toml"):
+        (tmp_path / name).write_text((source / name).read_text(encoding="utf-8"), "utf-8")
+    assert load_lexicon(tmp_path).joins
+    common = (tmp_path / "common.toml").read_text(encoding="utf-8")
+    bad = common.replace("[joins]\n", '[joins]\n"x y" = "x y"\n', 1)
+    assert bad != common
+    (tmp_path / "common.toml").write_text(bad, encoding="utf-8")
+    with pytest.raises(LexiconError, match="must be one word"):
+        load_lexicon(tmp_path)
