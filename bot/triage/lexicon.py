@@ -83,12 +83,16 @@ class Lexicon:
     first_marker: int = field(init=False, repr=False)  # probes[first_marker:] are no idioms
     first_rule: int = field(init=False, repr=False)  # probes[first_rule:] are rule patterns
     marker_kinds: tuple[str, ...] = field(init=False, repr=False)  # Probe.owner of a marker
+    clause_ends: frozenset[str] = field(init=False, repr=False)  # clause_breaks and BOUNDARY
+    sentence_ends: frozenset[str] = field(init=False, repr=False)  # contrast and BOUNDARY
     always: tuple[int, ...] = field(init=False, repr=False)  # probes no word announces
     needs: tuple[int, ...] = field(init=False, repr=False)  # Probe.need of each probe
     # word -> (bits of the word sets it belongs to, probes announced by it); see _index.
     facts: Callable[[str], tuple[int, tuple[int, ...]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.clause_ends = self.clause_breaks | {BOUNDARY}
+        self.sentence_ends = self.contrast | {BOUNDARY}
         self._index()
 
     def _index(self) -> None:

@@ -19,7 +19,7 @@ from bisect import bisect_right
 from itertools import accumulate
 
 from bot.triage.lexicon import Lexicon, Pattern, Rule
-from bot.triage.text import BOUNDARY, MASK
+from bot.triage.text import MASK
 from bot.triage.verdict import LABELS
 
 
@@ -27,7 +27,7 @@ class _Text:
     """Words as the patterns read them: joined with spaces, where each word sits, and
     (built on first use, as most messages never need them) the scopes."""
 
-    __slots__ = ("_scopes", "lex", "padded", "present", "starts", "where", "words")
+    __slots__ = ("_scopes", "lex", "nexts", "padded", "present", "starts", "where", "words")
 
     def __init__(self, words: list[str], lex: Lexicon) -> None:
         self.words = words
@@ -40,6 +40,7 @@ class _Text:
             self.where.setdefault(word, []).append(i)
         # The distinct words, as a set: `starts & present` is one C call over the smaller.
         self.present = frozenset(self.where)
+        self.nexts = [*words[1:], ""]  # the word after each ("" after the last)
         self._scopes: tuple[list[int], list[int]] | None = None
 
     @property
@@ -55,17 +56,11 @@ class _Text:
     @property
     def scopes(self) -> tuple[list[int], list[int]]:
         if self._scopes is None:
-            clause, sentence = [], []
-            c = s = 0
-            breaks, contrast = self.lex.clause_breaks, self.lex.contrast
-            for word in self.words:
-                if word == BOUNDARY or word in breaks:
-                    c += 1
-                if word == BOUNDARY or word in contrast:
-                    s += 1
-                clause.append(c)
-                sentence.append(s)
-            self._scopes = clause, sentence
+            # A scope id is the number of scope ends up to the word, itself included
+            # (counted from 0, so the ids are ints, not the first word's bool).
+            clause = accumulate(map(self.lex.clause_ends.__contains__, self.words), initial=0)
+            sentence = accumulate(map(self.lex.sentence_ends.__contains__, self.words), initial=0)
+            self._scopes = list(clause)[1:], list(sentence)[1:]
         return self._scopes
 
     def spans(self, pattern: Pattern) -> list[tuple[int, int]]:
@@ -84,21 +79,24 @@ class _Text:
         found = pattern.starts & self.present
         if not found:
             return []
-        if len(found) == 1:
-            firsts = self.where[next(iter(found))]
-        else:
-            firsts = sorted([i for word in found for i in self.where[word]])
+        # The places where a match may begin: at a word of `found`, followed by a word that
+        # can come second after it (where the lexicon says which), in text order.
+        seconds, where, nexts = pattern.seconds, self.where, self.nexts
+        firsts: list[int] = []
+        for word in found:
+            second = seconds.get(word)
+            if second is None:
+                firsts += where[word]
+            else:  # most places end here: the next word cannot be a match's second
+                firsts += [i for i in where[word] if nexts[i] in second]
+        if len(found) > 1:
+            firsts.sort()
         out = []
         end = 0
-        words, seconds = self.words, pattern.seconds
-        last = len(words) - 1
         for first in firsts:
             at = starts[first]
             if at < end:
-                continue
-            second = seconds.get(words[first])
-            if second is not None and (first == last or words[first + 1] not in second):
-                continue  # the next word cannot be a match's second: most places end here
+                continue  # inside the last match: the scan resumes after it
             hit = pattern.match(self.padded, at)
             if hit is not None:
                 end = hit.end()
