@@ -100,10 +100,10 @@ class Lexicon:
         patterns its words allow, with one look-up per distinct word (cached) and one
         integer test per pattern, instead of a set test per pattern and word set.
 
-        Each distinct word set a pattern needs one word of (Pattern.requires) gets a bit;
-        a text's bits are those of the sets its words belong to, and a pattern can match
-        only where its bits (Probe.need) are all among them. A pattern is announced by the
-        words of its first set (the least likely in a text), so most are never looked at.
+        A pattern is announced by the words of its first set (Pattern.requires, the least
+        likely in a text first), so most are never looked at. Each distinct other set gets
+        a bit; a text's bits are those of the sets its words belong to, and an announced
+        pattern can match only where its bits (Probe.need) are all among them.
         A set entry ending in "*" is a stem: any word starting so belongs to the set."""
         self.marker_kinds = tuple(self.markers)
         owned = [(i, pattern) for i, (_id, pattern) in enumerate(self.idioms)]
@@ -114,9 +114,9 @@ class Lexicon:
         owned += [(r, p) for r, rule in enumerate(self.rules) for p in rule.patterns]
 
         # A pattern is looked at only when a word of its first set is present, so only
-        # its other sets need bits. The sets most texts touch (see _likelihood) get the low
-        # bits: a text's bits then make a small integer, cheap to build and test.
-        common = self.function_words()
+        # its other sets need bits (fewer bits, smaller integers); likeliest first, so the
+        # numbering is the same from one load to the next.
+        common = _function_words(self.votes, self.negation, self.subjects)
         others = {words for _owner, pattern in owned for words in pattern.requires[1:]}
         likely = sorted(others, key=lambda words: (-_likelihood(words, common), sorted(words)))
         bit_of = {words: 1 << i for i, words in enumerate(likely)}
@@ -156,11 +156,6 @@ class Lexicon:
             return found, announced
 
         self.facts = facts
-
-    def function_words(self) -> frozenset[str]:
-        """Words found in most texts: the language votes, negation cues and subjects."""
-        votes = [word for lang in self.votes.values() for word in lang]
-        return frozenset([*votes, *self.negation, *self.subjects])
 
     def warm(self) -> int:
         """Compile every pattern now (they compile lazily); returns how many there are."""
@@ -257,6 +252,13 @@ def _merge_pair(pairs: _Pairs, first: str, second: frozenset[str] | None, alone:
         second = None if known is None or second is None else known | second
         alone = alone or was_alone
     pairs[first] = second, alone
+
+
+def _function_words(
+    votes: Mapping[str, Mapping[str, int]], negation: Iterable[str], subjects: Iterable[str]
+) -> frozenset[str]:
+    """Words found in most texts: the language votes, negation cues and subjects."""
+    return frozenset([*(w for lang in votes.values() for w in lang), *negation, *subjects])
 
 
 def _plain(words: frozenset[str] | None) -> frozenset[str] | None:
@@ -531,9 +533,8 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
     votes = {
         lang: {fold(w): int(n) for w, n in common["language"][lang].items()} for lang in LANGUAGES
     }
-    function_words = [w for lang in LANGUAGES for w in votes[lang]]
-    function_words += fold(common["scope"]["subjects"]).split()
-    compiler = _Compiler(classes, negation, [*function_words, *negation])
+    subjects = frozenset(fold(common["scope"]["subjects"]).split())
+    compiler = _Compiler(classes, negation, _function_words(votes, negation, subjects))
 
     rules: list[Rule] = []
     idioms: list[tuple[str, Pattern]] = []
@@ -588,7 +589,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
         negation=negation,
         clause_breaks=frozenset(fold(common["scope"]["clause_breaks"]).split()),
         contrast=frozenset(fold(common["scope"]["contrast"]).split()),
-        subjects=frozenset(fold(common["scope"]["subjects"]).split()),
+        subjects=subjects,
         joins={_pair(k): _one_word(v) for k, v in common["joins"].items()},
         expand=expand,
         votes=votes,
