@@ -21,9 +21,9 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.triage.text import BOUNDARY, WORD, es_sound, fold, squeeze
 from bot.vocabulary import LANGUAGES
@@ -57,16 +57,13 @@ class Rule:
     outcomes: Mapping[str, str]
     escalates: bool  # with a present-danger context this becomes an emergency
     cancels: frozenset[str]  # signal ids this rule overrides
-    needs: tuple[frozenset[str] | None, ...] = ()  # per pattern: one of these words or no match
     implies_abuse: bool = True  # an emergency from a person is abuse too (not an overdose)
-    # Per pattern: every other word set of which the text must hold one (see _Compiler.needs)
-    requires: tuple[tuple[frozenset[str], ...], ...] = ()
 
 
 @dataclass
 class Lexicon:
     rules: list[Rule]
-    idioms: list[tuple[str, Pattern, frozenset[str] | None]]
+    idioms: list[tuple[str, Pattern]]
     markers: dict[str, list[Pattern]]  # "past" | "recent" | "hypothetical"
     negation: dict[str, int]  # cue -> how many words back it reaches
     clause_breaks: frozenset[str]  # words that end a negation scope
@@ -79,73 +76,146 @@ class Lexicon:
     squeezed: dict[str, dict[str, str]]  # language -> squeezed form -> word
     sounds: dict[str, str]  # Spanish sound-alike key -> word
     fuzzy: dict[str, dict[str, list[str]]]  # language -> first letter -> repair targets
-    # Word -> the (rule index, pattern index) of patterns that cannot match without it, and
-    # the patterns no word announces: a message only tries the patterns its words allow.
-    by_word: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-    unindexed: tuple[tuple[int, int], ...] = ()
-    # The word sets each idiom and marker pattern needs one word of (all of them): a
-    # pattern whose sets the text misses cannot match, so its expression never runs.
-    idiom_requires: list[tuple[frozenset[str], ...]] = field(default_factory=list)
-    marker_requires: dict[str, list[tuple[frozenset[str], ...]]] = field(default_factory=dict)
-    _requires: dict[tuple[int, int], tuple[frozenset[str], ...]] = field(
-        default_factory=dict, repr=False
-    )
+    # Built from the above (see _index): every idiom, marker and rule pattern as one Probe,
+    # idioms first, then markers, then rules, each in lexicon order, so sorted probe ids
+    # are the order the matcher tries them in.
+    probes: tuple[Probe, ...] = field(init=False, repr=False)
+    first_marker: int = field(init=False, repr=False)  # probes[first_marker:] are no idioms
+    first_rule: int = field(init=False, repr=False)  # probes[first_rule:] are rule patterns
+    marker_kinds: tuple[str, ...] = field(init=False, repr=False)  # Probe.owner of a marker
+    clause_ends: frozenset[str] = field(init=False, repr=False)  # clause_breaks and BOUNDARY
+    sentence_ends: frozenset[str] = field(init=False, repr=False)  # contrast and BOUNDARY
+    always: tuple[int, ...] = field(init=False, repr=False)  # probes no word announces
+    needs: tuple[int, ...] = field(init=False, repr=False)  # Probe.need of each probe
+    # word -> (bits of the word sets it belongs to, probes announced by it); see _index.
+    facts: Callable[[str], tuple[int, tuple[int, ...]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        by_word: dict[str, list[tuple[int, int]]] = {}
-        unindexed = []
-        for r, rule in enumerate(self.rules):
-            for p, needs in enumerate(rule.needs):
-                if needs is None:
-                    unindexed.append((r, p))
-                for word in needs or ():
-                    by_word.setdefault(word, []).append((r, p))
-                if rule.requires and rule.requires[p]:
-                    self._requires[(r, p)] = rule.requires[p]
-        self.by_word = {word: tuple(slots) for word, slots in by_word.items()}
-        self.unindexed = tuple(unindexed)
+        self.clause_ends = self.clause_breaks | {BOUNDARY}
+        self.sentence_ends = self.contrast | {BOUNDARY}
+        self._index()
+
+    def _index(self) -> None:
+        """Index every pattern by the words it needs, once, so a message tries only the
+        patterns its words allow, with one look-up per distinct word (cached) and one
+        integer test per pattern, instead of a set test per pattern and word set.
+
+        A pattern is announced by the words of its first set (Pattern.requires, the least
+        likely in a text first), so most are never looked at. Each distinct other set gets
+        a bit; a text's bits are those of the sets its words belong to, and an announced
+        pattern can match only where its bits (Probe.need) are all among them.
+        A set entry ending in "*" is a stem: any word starting so belongs to the set."""
+        self.marker_kinds = tuple(self.markers)
+        owned = [(i, pattern) for i, (_id, pattern) in enumerate(self.idioms)]
+        self.first_marker = len(owned)
+        kinds = enumerate(self.marker_kinds)
+        owned += [(k, pattern) for k, kind in kinds for pattern in self.markers[kind]]
+        self.first_rule = len(owned)
+        owned += [(r, p) for r, rule in enumerate(self.rules) for p in rule.patterns]
+
+        # A pattern is looked at only when a word of its first set is present, so only
+        # its other sets need bits (fewer bits, smaller integers); likeliest first, so the
+        # numbering is the same from one load to the next.
+        common = _function_words(self.votes, self.negation, self.subjects)
+        others = {words for _owner, pattern in owned for words in pattern.requires[1:]}
+        likely = sorted(others, key=lambda words: (-_likelihood(words, common), sorted(words)))
+        bit_of = {words: 1 << i for i, words in enumerate(likely)}
+        bits: dict[str, int] = {}
+        for words, bit in bit_of.items():
+            for word in words:
+                bits[word] = bits.get(word, 0) | bit
+        announces: dict[str, list[int]] = {}
+        always: list[int] = []
+        probes = []
+        for number, (owner, pattern) in enumerate(owned):
+            need = sum(bit_of[words] for words in pattern.requires[1:])
+            probes.append(Probe(owner, pattern, need))
+            if not pattern.requires:
+                always.append(number)
+            for word in pattern.requires[0] if pattern.requires else ():
+                announces.setdefault(word, []).append(number)
+                bits.setdefault(word, 0)
+        self.probes = tuple(probes)
+        self.needs = tuple(probe.need for probe in probes)
+        self.always = tuple(always)
+        exact = {w: (b, tuple(announces.get(w, ()))) for w, b in bits.items() if w[-1] != "*"}
+        stems = {w[:-1]: (b, tuple(announces.get(w, ()))) for w, b in bits.items() if w[-1] == "*"}
+        sizes = sorted({len(stem) for stem in stems})
+        none: tuple[int, tuple[int, ...]] = (0, ())
+
+        @lru_cache(maxsize=16384)  # a word reads the same in every message
+        def facts(word: str) -> tuple[int, tuple[int, ...]]:
+            found, announced = exact.get(word, none)
+            for size in sizes:
+                if size > len(word):
+                    break
+                stem = stems.get(word[:size])
+                if stem is not None:
+                    found |= stem[0]
+                    announced += stem[1]
+            return found, announced
+
+        self.facts = facts
 
     def warm(self) -> int:
         """Compile every pattern now (they compile lazily); returns how many there are."""
-        every = [p for rule in self.rules for p in rule.patterns]
-        every += [p for _id, p, _needs in self.idioms]
-        every += [p for pats in self.markers.values() for p in pats]
-        for pattern in every:
-            _ = pattern.compiled
-        return len(every)
+        for probe in self.probes:
+            _ = probe.pattern.compiled
+        return len(self.probes)
 
-    def candidates(self, words: Iterable[str]) -> dict[int, list[int]]:
-        """Rule index -> indexes of its patterns that the words could match, in order."""
-        present = words if isinstance(words, frozenset) else frozenset(words)
-        slots = set(self.unindexed)
-        by_word = self.by_word
-        for word in present:
-            found = by_word.get(word)
-            if found:
-                slots.update(found)
-        requires = self._requires
-        out: dict[int, list[int]] = {}
-        for slot in sorted(slots):
-            if all(not need.isdisjoint(present) for need in requires.get(slot, ())):
-                out.setdefault(slot[0], []).append(slot[1])
-        return out
+
+class Probe(NamedTuple):
+    """One pattern as the matcher tries it."""
+
+    owner: int  # its index in Lexicon.idioms, Lexicon.marker_kinds or Lexicon.rules
+    pattern: Pattern
+    need: int  # the bits of its Pattern.requires (see Lexicon._index)
 
 
 class Pattern:
     """A lexicon pattern, compiled on first use: compiling all of them at import took
     seconds, and a message only ever tries the few its words allow. `Lexicon.warm()`
-    compiles the rest (serve does it in the background; a test checks every one)."""
+    compiles the rest (serve does it in the background; a test checks every one).
 
-    __slots__ = ("_compiled", "finditer", "search", "source", "where")
+    `requires` and `starts` say what a text must hold for a match (see _Compiler), so
+    the matcher can skip the expression, or run it only where a match could begin."""
 
-    def __init__(self, source: str, where: str) -> None:
+    __slots__ = (
+        "_compiled",
+        "finditer",
+        "match",
+        "requires",
+        "search",
+        "seconds",
+        "source",
+        "starts",
+        "where",
+    )
+
+    def __init__(
+        self,
+        source: str,
+        where: str,
+        requires: tuple[frozenset[str], ...] = (),
+        starts: frozenset[str] | None = None,
+        seconds: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self.source = source
         self.where = where
+        # Word sets a text must hold one word of each for a match, least likely first.
+        self.requires = requires
+        # Words one of which begins every match (None: not known): a match starts at the
+        # space before such a word, so the matcher tries only there.
+        self.starts = starts
+        # First word -> the words one of which follows it in every match beginning with
+        # it (where known), so the expression need not run where another word does.
+        self.seconds = seconds or {}
         self._compiled: re.Pattern[str] | None = None
         # Until the first call these compile; then they are the compiled pattern's own
         # methods (no wrapper on the hot path: tens of thousands of calls a second).
         self.search: Callable[[str], re.Match[str] | None] = self._first_search
         self.finditer: Callable[[str], Iterator[re.Match[str]]] = self._first_finditer
+        self.match: Callable[[str, int], re.Match[str] | None] = self._first_match
 
     @property
     def compiled(self) -> re.Pattern[str]:
@@ -156,6 +226,7 @@ class Pattern:
                 raise LexiconError(f"{self.where}: {exc}") from exc
             self.search = self._compiled.search
             self.finditer = self._compiled.finditer
+            self.match = self._compiled.match
         return self._compiled
 
     def _first_search(self, text: str) -> re.Match[str] | None:
@@ -164,8 +235,45 @@ class Pattern:
     def _first_finditer(self, text: str) -> Iterator[re.Match[str]]:
         return self.compiled.finditer(text)
 
+    def _first_match(self, text: str, pos: int) -> re.Match[str] | None:
+        return self.compiled.match(text, pos)
+
 
 _PLAIN = re.compile(r"(?: [a-z0-9]+)+(?:\[a-z0-9\]\*)?| \[0-9\](?:\+|\{2,\})")
+
+
+# First word -> (the second words, None if not known; whether a match can be one word).
+_Pairs = dict[str, tuple[frozenset[str] | None, bool]]
+
+
+def _merge_pair(pairs: _Pairs, first: str, second: frozenset[str] | None, alone: bool) -> None:
+    if first in pairs:
+        known, was_alone = pairs[first]
+        second = None if known is None or second is None else known | second
+        alone = alone or was_alone
+    pairs[first] = second, alone
+
+
+def _function_words(
+    votes: Mapping[str, Mapping[str, int]], negation: Iterable[str], subjects: Iterable[str]
+) -> frozenset[str]:
+    """Words found in most texts: the language votes, negation cues and subjects."""
+    return frozenset([*(w for lang in votes.values() for w in lang), *negation, *subjects])
+
+
+def _plain(words: frozenset[str] | None) -> frozenset[str] | None:
+    """`words` when they are all plain words; None when a stem ("ab*") is among them, as
+    a set of exact words cannot say which words it stands for."""
+    if words is None or any(word[-1] == "*" for word in words):
+        return None
+    return words
+
+
+def _likelihood(words: frozenset[str], common: frozenset[str]) -> int:
+    """How likely a text is to hold one of `words`, roughly (higher: more likely): more
+    choices, function words (`common`) and words of one or two letters ("a", "to")
+    counting as very likely."""
+    return 1000 * sum(1 for w in words if w in common or len(w) <= 2) + len(words)
 
 
 class _Compiler:
@@ -177,25 +285,112 @@ class _Compiler:
     ) -> None:
         self.classes = classes
         self.cache: dict[str, str] = {}
+        self.first_cache: dict[str, frozenset[str] | None] = {}
+        self.pairs_cache: dict[str, _Pairs | None] = {}
         self.common = frozenset(common)
         cues = "|".join(sorted(re.escape(c) for c in negation))
         self.gap_word = rf"(?: (?!(?:{cues}) )[a-z0-9]+)"
 
     def pattern(self, source: str, where: str) -> Pattern:
-        return Pattern(self.sequence(source, where, ()) + "(?= )", f"{where}: pattern {source!r}")
+        elements = fold(source).split()
+        return Pattern(
+            self.sequence(source, where, ()) + "(?= )",
+            f"{where}: pattern {source!r}",
+            self.requirements(source),
+            _plain(self.sequence_first(elements, ())),
+            self.seconds(elements),
+        )
 
-    def needs(self, source: str) -> frozenset[str] | None:
-        """Words of which a text must hold one for `source` to match (None: no such set).
+    def seconds(self, elements: list[str]) -> dict[str, frozenset[str]]:
+        """First word of a match -> the words one of which comes second in every match
+        that begins with it (only where those are known: no gap or stem follows the
+        first word, and a match cannot be that word alone)."""
+        out: dict[str, frozenset[str]] = {}
+        for first, (second, alone) in (self.pairs(elements, ()) or {}).items():
+            plain = _plain(second)
+            if plain is not None and not alone:
+                out[first] = plain
+        return out
 
-        Taken from the required element least likely in a text (fewest choices, function
-        words counting as very likely), so most patterns are skipped without running their
-        regular expression."""
-        sets = self.requirements(source)
-        return sets[0] if sets else None
+    def pairs(self, elements: list[str], stack: tuple[str, ...]) -> _Pairs | None:
+        """First word -> (the words that can come second, or None: not known; whether a
+        match can be that word alone), for every first word; None: first words unknown."""
+        if not elements:
+            return None
+        head, rest = elements[0], elements[1:]
+        optional = head.endswith("?") and len(head) > 1
+        found = self.element_pairs(head[:-1] if optional else head, stack)
+        if found is None:
+            return None
+        out: _Pairs = {}
+        for first, (second, alone) in found.items():
+            if alone and rest:  # the head was that word alone: the rest's first comes next
+                after = self.sequence_first(rest, stack)
+                second = None if second is None or after is None else second | after
+                alone = False
+            _merge_pair(out, first, second, alone)
+        if optional:  # or the head is skipped and the rest begins the match
+            skipped = self.pairs(rest, stack)
+            if skipped is None:
+                return None
+            for first, (second, alone) in skipped.items():
+                _merge_pair(out, first, second, alone)
+        return out
+
+    def element_pairs(self, core: str, stack: tuple[str, ...]) -> _Pairs | None:
+        """`pairs` of one element's own words."""
+        if core in ("..", "...", "$"):
+            return None
+        out: _Pairs = {}
+        for alt in core.split("|"):
+            if alt.startswith("@"):
+                inner = self.class_pairs(alt[1:], stack)
+                if inner is None:
+                    return None
+                for first, (second, alone) in inner.items():
+                    _merge_pair(out, first, second, alone)
+            elif alt.startswith("#"):
+                return None
+            else:
+                words = alt.split("_")
+                _merge_pair(out, words[0], frozenset(words[1:2]), len(words) == 1)
+        return out
+
+    # A class's first words and pairs, worked out once (every pattern using it asks): a
+    # class that refers to itself is an error raised while compiling, so the stack
+    # changes no answer that stands.
+
+    def class_first(self, name: str, stack: tuple[str, ...]) -> frozenset[str] | None:
+        if name in stack or name not in self.classes:
+            return None
+        if name not in self.first_cache:
+            found: set[str] | None = set()
+            for entry in self.classes[name]:
+                words = self.sequence_first(fold(entry).split(), (*stack, name))
+                found = None if found is None or words is None else found | words
+            self.first_cache[name] = None if found is None else frozenset(found)
+        return self.first_cache[name]
+
+    def class_pairs(self, name: str, stack: tuple[str, ...]) -> _Pairs | None:
+        if name in stack or name not in self.classes:
+            return None
+        if name not in self.pairs_cache:
+            out: _Pairs | None = {}
+            for entry in self.classes[name]:
+                inner = self.pairs(fold(entry).split(), (*stack, name))
+                if out is None or inner is None:
+                    out = None
+                    continue
+                for first, (second, alone) in inner.items():
+                    _merge_pair(out, first, second, alone)
+            self.pairs_cache[name] = out
+        return self.pairs_cache[name]
 
     def requirements(self, source: str) -> tuple[frozenset[str], ...]:
         """One word set per required element whose first words are known: a text that
-        misses any of them cannot match `source`. Least likely in a text first."""
+        misses any of them cannot match `source`. Least likely in a text first (fewest
+        choices, function words counting as very likely), so that set, which announces
+        the pattern (Lexicon._index), leaves most patterns unlooked at."""
         sets: list[frozenset[str]] = []
         for element in fold(source).split():
             if element.endswith("?") and len(element) > 1:
@@ -203,26 +398,24 @@ class _Compiler:
             words = self.first_words(element, ())
             if words is not None and words not in sets:
                 sets.append(words)
-        return tuple(sorted(sets, key=lambda w: 1000 * len(w & self.common) + len(w)))
+        return tuple(sorted(sets, key=lambda words: _likelihood(words, self.common)))
 
     def first_words(self, core: str, stack: tuple[str, ...]) -> frozenset[str] | None:
-        """Words one of which starts any match of element `core` (None: not known)."""
+        """Words one of which starts any match of element `core` (None: not known). A
+        word ending in "*" stands for every word starting so (a stem in the pattern)."""
         if core in ("..", "...", "$"):
             return None
         found: set[str] = set()
         for alt in core.split("|"):
             if alt.startswith("@"):
-                name = alt[1:]
-                if name in stack or name not in self.classes:
+                words = self.class_first(alt[1:], stack)
+                if words is None:
                     return None
-                for entry in self.classes[name]:
-                    words = self.sequence_first(fold(entry).split(), (*stack, name))
-                    if words is None:
-                        return None
-                    found |= words
-            elif alt.endswith("*") or alt.startswith("#"):
+                found |= words
+            elif alt.startswith("#"):
                 return None
             else:
+                # "a_b" starts with the word "a"; "ab*" (a stem) with any word "ab...".
                 found.add(alt.split("_")[0])
         return frozenset(found)
 
@@ -273,7 +466,7 @@ class _Compiler:
             alts.append(" " + " ".join(words) + ("[a-z0-9]*" if stem else ""))
         if len(alts) == 1 and _PLAIN.fullmatch(alts[0]):
             return alts[0]  # one literal needs no group: far less to compile at start
-        return "(?:" + "|".join(alts) + ")"
+        return _alternation(alts)
 
     def klass(self, name: str, where: str, stack: tuple[str, ...]) -> str:
         if name in stack:
@@ -284,8 +477,28 @@ class _Compiler:
             # Longest phrases first so "my ex husband" is preferred to "my ex".
             entries = sorted(self.classes[name], key=lambda e: -len(e.split()))
             frags = [self.sequence(e, f"class @{name}", (*stack, name)) for e in entries]
-            self.cache[name] = "(?:" + "|".join(frags) + ")"
+            self.cache[name] = _alternation(frags)
         return self.cache[name]
+
+
+_PHRASE = re.compile(r"(?: [a-z0-9]+)+")
+_GROUPED = 8  # alternatives: fewer are as quick to try one by one
+
+
+def _alternation(alts: list[str]) -> str:
+    """`(?:alt|alt|...)`, but a long list of plain phrases (" hit", " slammed me into")
+    grouped by first letter: " (?:h(?:it|its)|s(?:lammed me into))". The expression
+    engine tries alternatives one by one, touching each one's code, and a big class
+    (@struck, @victim) appears in dozens of patterns: grouped, it tries about one group.
+    The same match: an alternative's words are whole words (a space or the end follows
+    each), so two with different first words never match at the same place and their
+    order does not matter; alternatives keep their order within a letter's group."""
+    if len(alts) < _GROUPED or not all(_PHRASE.fullmatch(alt) for alt in alts):
+        return "(?:" + "|".join(alts) + ")"
+    groups: dict[str, list[str]] = {}
+    for alt in alts:
+        groups.setdefault(alt[1], []).append(alt[2:])
+    return " (?:" + "|".join(f"{c}(?:{'|'.join(rest)})" for c, rest in groups.items()) + ")"
 
 
 def _words_of(sources: Iterable[str]) -> set[str]:
@@ -320,13 +533,11 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
     votes = {
         lang: {fold(w): int(n) for w, n in common["language"][lang].items()} for lang in LANGUAGES
     }
-    function_words = [w for lang in LANGUAGES for w in votes[lang]]
-    function_words += fold(common["scope"]["subjects"]).split()
-    compiler = _Compiler(classes, negation, [*function_words, *negation])
+    subjects = frozenset(fold(common["scope"]["subjects"]).split())
+    compiler = _Compiler(classes, negation, _function_words(votes, negation, subjects))
 
     rules: list[Rule] = []
-    idioms: list[tuple[str, Pattern, frozenset[str] | None]] = []
-    idiom_requires: list[tuple[frozenset[str], ...]] = []
+    idioms: list[tuple[str, Pattern]] = []
     literal: dict[str, set[str]] = {}
     for lang, data in by_lang.items():
         sources: list[str] = []
@@ -336,18 +547,13 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             sources += raw["patterns"]
         for i, raw in enumerate(data.get("idiom", [])):
             where = f"{lang}.toml idiom #{i + 1}"
-            for p in raw["patterns"]:
-                idioms.append((str(raw["id"]), compiler.pattern(p, where), compiler.needs(p)))
-                idiom_requires.append(compiler.requirements(p)[1:])
+            idioms += [(str(raw["id"]), compiler.pattern(p, where)) for p in raw["patterns"]]
         sources += [e for name in data.get("classes", {}) for e in classes[name]]
         literal[lang] = _words_of(sources)
 
     markers = {
         kind: [compiler.pattern(p, f"common.toml markers.{kind}") for p in pats]
         for kind, pats in common["markers"].items()
-    }
-    marker_requires = {
-        kind: [compiler.requirements(p) for p in pats] for kind, pats in common["markers"].items()
     }
     expand = {
         lang: {fold(k): tuple(fold(v).split()) for k, v in data.get("expand", {}).items()}
@@ -380,13 +586,11 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
         rules=rules,
         idioms=idioms,
         markers=markers,
-        idiom_requires=idiom_requires,
-        marker_requires=marker_requires,
         negation=negation,
         clause_breaks=frozenset(fold(common["scope"]["clause_breaks"]).split()),
         contrast=frozenset(fold(common["scope"]["contrast"]).split()),
-        subjects=frozenset(fold(common["scope"]["subjects"]).split()),
-        joins={_pair(k): fold(v) for k, v in common["joins"].items()},
+        subjects=subjects,
+        joins={_pair(k): _one_word(v) for k, v in common["joins"].items()},
         expand=expand,
         votes=votes,
         known=known,
@@ -401,6 +605,15 @@ def _pair(phrase: str) -> tuple[str, str]:
     if len(words) != 2:
         raise LexiconError(f"common.toml joins: {phrase!r} must be two words")
     return words[0], words[1]
+
+
+def _one_word(joined: str) -> str:
+    # The matcher finds a match only at the space before a word (match._Text.spans): a
+    # word with a space inside would hide where a match may begin.
+    word = fold(joined)
+    if not WORD.fullmatch(word):
+        raise LexiconError(f"common.toml joins: {joined!r} must be one word")
+    return word
 
 
 def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:
@@ -424,9 +637,7 @@ def _rule(raw: Mapping[str, Any], compiler: _Compiler, where: str) -> Rule:
         outcomes=outcomes,
         escalates=bool(raw.get("escalates", False)),
         cancels=frozenset(raw.get("cancels", [])),
-        needs=tuple(compiler.needs(p) for p in patterns),
         implies_abuse=bool(raw.get("implies_abuse", True)),
-        requires=tuple(compiler.requirements(p)[1:] for p in patterns),
     )
 
 

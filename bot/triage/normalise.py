@@ -11,33 +11,47 @@ only between two lines of four words or more.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.triage.lexicon import Lexicon, get_lexicon
-from bot.triage.text import BOUNDARY, DIGIT_GROUP, TOKEN, WORD, es_sound, fold, squeeze
+from bot.triage.text import (
+    BOUNDARY,
+    DIGIT_GROUP,
+    TOKEN,
+    WORD,
+    WORD_TOKEN,
+    es_sound,
+    fold,
+    squeeze,
+)
+from bot.vocabulary import LANGUAGES
 
 
 def _raw_words(text: str) -> list[str]:
-    return [t.replace("'", "") for t in TOKEN.findall(fold(text)) if t[0].isalnum()]
+    return [t.replace("'", "") for t in WORD_TOKEN.findall(fold(text))]
 
 
-def _vote(words: Iterable[str], lex: Lexicon) -> str:
-    es = en = 0
-    for word in words:
-        if word not in lex.votes["es"] and word not in lex.votes["en"]:
-            word = squeeze(word)  # "holaaa"
-        es += lex.votes["es"].get(word, 0)
-        en += lex.votes["en"].get(word, 0)
-    return "es" if es > en else "en"
+@lru_cache(maxsize=16384)  # a word votes the same in every message
+def _word_vote(word: str) -> tuple[int, int]:
+    """What `word` adds to the Spanish and to the English count."""
+    votes = get_lexicon().votes
+    if word not in votes["es"] and word not in votes["en"]:
+        word = squeeze(word)  # "holaaa"
+    return votes["es"].get(word, 0), votes["en"].get(word, 0)
 
 
 def detect_language(text: str) -> str:
     """'es' when Spanish function words outvote English ones; 'en' otherwise (the default)."""
-    return _vote(_raw_words(text), get_lexicon())
+    es = en = 0
+    for word in _raw_words(text):
+        for_es, for_en = _word_vote(word)
+        es += for_es
+        en += for_en
+    return "es" if es > en else "en"
 
 
 _CLITIC = re.compile(r"(?:ndo|[aei]r)(?:me|te|se|la|lo|le|nos|les|las|los)$")
@@ -94,26 +108,36 @@ _LAUGH_EMOJI = re.compile("[\U0001f602\U0001f923\U0001f606\U0001f605\U0001f639\U
 
 def tokens(text: str, language: str) -> list[str]:
     """Normalised words of `text`, with BOUNDARY for punctuation."""
-    lex = get_lexicon()
-    other = "es" if language == "en" else "en"
+    joins = get_lexicon().joins
+    expanded = _EXPANDED[language]
     out: list[str] = []
-    text = _LAUGH_EMOJI.sub(" lol ", text)
+    if not text.isascii():  # the emoji are not ASCII: most texts need no substitution
+        text = _LAUGH_EMOJI.sub(" lol ", text)
     for raw in TOKEN.findall(DIGIT_GROUP.sub("", _join_pieces(fold(text)))):
         if not raw[0].isalnum():
             if out and out[-1] != BOUNDARY:
                 out.append(BOUNDARY)
             continue
-        word = _expanded(raw, language, other)
-        if out and len(word) == 1 and (out[-1], word[0]) in lex.joins:
-            out[-1] = lex.joins[(out[-1], word[0])]
+        word = expanded(raw)
+        if out and len(word) == 1 and (out[-1], word[0]) in joins:
+            out[-1] = joins[(out[-1], word[0])]
             continue
         out.extend(word)
     return out
 
 
-@lru_cache(maxsize=16384)  # a token reads the same wherever it appears
-def _expanded(raw: str, lang: str, other: str) -> tuple[str, ...]:
-    return tuple(_expand(raw, lang, other, get_lexicon()))
+def _expander(lang: str) -> Callable[[str], tuple[str, ...]]:
+    other = "es" if lang == "en" else "en"
+
+    @lru_cache(maxsize=16384)  # a token reads the same wherever it appears
+    def expanded(raw: str) -> tuple[str, ...]:
+        return tuple(_expand(raw, lang, other, get_lexicon()))
+
+    return expanded
+
+
+# One cache per language, keyed by the token alone (the cheapest key to look up).
+_EXPANDED = {lang: _expander(lang) for lang in LANGUAGES}
 
 
 def _expand(raw: str, lang: str, other: str, lex: Lexicon) -> Iterator[str]:

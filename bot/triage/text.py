@@ -11,7 +11,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
-TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[.!?;:,()\n]")
+WORD_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # a word, with its apostrophes
+TOKEN = re.compile(WORD_TOKEN.pattern + r"|[.!?;:,()\n]")  # a word or a punctuation mark
 WORD = re.compile(r"[a-z0-9]+")
 DIGIT_GROUP = re.compile(r"(?<=\d)[,.](?=\d)")  # "$10,000" is one number, not a clause break
 BOUNDARY = "."  # token that stands for any punctuation: patterns and scopes stop there
