@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -243,6 +244,37 @@ def ordered_waiting(rows: list[Waiting], now: datetime, settings: Settings) -> l
     return sorted(rows, key=lambda w: sort_key(w, now, settings))
 
 
+# Each store's telling words of the conversations a queue page showed, under the marks
+# (Tx.inbound_marks) they were picked at: picking them means decrypting every message and
+# normalising the longest (two thirds of the page's time at 50 rows), and they change only
+# when the texter writes. Only the words shown (60 characters), only while the texter
+# waits: each page drops the entries of those no longer waiting.
+_WORDS: weakref.WeakKeyDictionary[Store, dict[int, tuple[tuple[int, int], str]]] = (
+    weakref.WeakKeyDictionary()
+)
+WORDS_SHOWN = 60
+
+
+async def _telling_words_of(
+    tx: Tx, store: Store, shown: list[Waiting], waiting: list[Waiting]
+) -> dict[int, str]:
+    """Each shown conversation's telling words (cut to WORDS_SHOWN): from the cache when
+    the texter wrote nothing since, else read and picked again."""
+    known = _WORDS.setdefault(store, {})
+    shown_ids = {w.id for w in shown}
+    marks = await tx.inbound_marks(list(shown_ids))
+    stale = [
+        w.id for w in shown if w.id in marks and known.get(w.id, ((0, 0), ""))[0] != marks[w.id]
+    ]
+    said = await tx.inbound_messages(stale) if stale else {}
+    for cid in stale:
+        known[cid] = (marks[cid], telling_words(said.get(cid, []))[:WORDS_SHOWN])
+    still = {w.id for w in waiting}
+    for cid in [c for c in known if c not in still or (c in shown_ids and c not in marks)]:
+        del known[cid]  # no longer waiting, or their words were erased
+    return {w.id: known[w.id][1] if w.id in marks else "" for w in shown}
+
+
 async def page(
     store: Store,
     now: datetime,
@@ -252,22 +284,22 @@ async def page(
 ) -> tuple[list[QueueEntry], int]:
     """The top `limit` of those waiting that `keep` allows (all when None), in queue order,
     and how many wait in all: ordered from the plain columns (Tx.list_waiting); the
-    conversations, texters and words are read, in one read each, only for the entries
-    returned."""
+    conversations and texters are read, in one read each, only for the entries returned,
+    and their words only when they changed since a page last showed them."""
     async with store.reading() as tx:  # never waits behind (or holds up) a webhook
-        queue = ordered_waiting(await tx.list_waiting(QUEUE_LIMIT), now, settings)
+        everyone = await tx.list_waiting(QUEUE_LIMIT)
+        queue = ordered_waiting(everyone, now, settings)
         if keep is not None:
             queue = [w for w in queue if keep(w)]
         shown = queue if limit is None else queue[:limit]
         convs = await tx.get_conversations([w.id for w in shown])
         texters = await tx.get_texters([w.texter_id for w in shown])
-        said = await tx.inbound_messages([w.id for w in shown])
+        words = await _telling_words_of(tx, store, shown, everyone)
     entries = []
     for w in shown:
         conv, texter = convs.get(w.id), texters.get(w.texter_id)
         if conv is None or texter is None:
             continue  # erased a moment ago
-        first = telling_words(said.get(conv.id, []))
         assert conv.queued_at is not None
         entries.append(
             QueueEntry(
@@ -276,7 +308,7 @@ async def page(
                 masked=mask_number(texter.phone),
                 priority=effective_priority(conv, now, settings),
                 waiting_s=int((now - conv.queued_at).total_seconds()),
-                first_words=first[:60],
+                first_words=words[w.id],
                 safe_to_text=texter.safe_to_text,
                 labels=list(conv.labels),
                 training=is_role_play(texter),

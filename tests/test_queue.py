@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from bot.crypto import Crypto
 from bot.queue import (
+    _WORDS,
     DEFAULT_HANDLE_MINUTES,
     HANDLING_SAMPLE,
     HELD_STATES,
@@ -24,10 +25,11 @@ from bot.queue import (
     estimate_wait,
     handle_minutes,
     ordered,
+    page,
     place_in_line,
 )
 from bot.settings import Settings
-from bot.store.base import Conversation, Store, User
+from bot.store.base import Conversation, Message, Store, User
 from flows.states import CLOSED, QUEUED, WITH_ADVOCATE
 
 
@@ -205,3 +207,30 @@ async def test_place_in_line_is_the_reference_ordering(
         async with store.transaction() as tx:
             for texter_id in texters:
                 await tx.delete_texter(texter_id)
+
+
+async def test_the_page_words_follow_what_the_texter_says(store: Store, crypto: Crypto) -> None:
+    """The queue page picks a texter's telling words again whenever they write (the words
+    kept from an earlier page are used only while nothing changed), per store, and keeps
+    none for a texter no longer waiting."""
+    settings = Settings()
+    async with store.transaction() as tx:
+        texter = await tx.create_texter(
+            crypto.lookup_hash("+15550001111"), "+15550001111", "en", NOW
+        )
+        conv = await tx.create_conversation(texter.id, "en", NOW)
+        conv.state, conv.queued_at, conv.priority = QUEUED, NOW, 3
+        await tx.save_conversation(conv)
+        await tx.add_message(Message(conv.id, "in", "my landlord locked me out tonight"))
+    entries, _ = await page(store, NOW, settings)
+    assert entries[0].first_words == "my landlord locked me out tonight"
+    entries, _ = await page(store, NOW, settings)  # nothing new: the same words
+    assert entries[0].first_words == "my landlord locked me out tonight"
+    async with store.transaction() as tx:
+        await tx.add_message(Message(conv.id, "in", "he has a gun", labels=["weapon", "danger"]))
+    entries, _ = await page(store, NOW, settings)
+    assert entries[0].first_words == "he has a gun"
+    async with store.transaction() as tx:
+        await tx.claim(conv.id, 5, NOW)
+    assert await page(store, NOW, settings) == ([], 0)
+    assert not _WORDS.get(store)  # the words of someone no longer waiting are dropped

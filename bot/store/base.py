@@ -154,6 +154,11 @@ class Tx(abc.ABC):
         """Conversations filtered by state and/or holder, newest activity first."""
 
     @abc.abstractmethod
+    async def held_or_offered(self, user_id: int, states: Sequence[str]) -> list[Conversation]:
+        """The conversations in `states` this user holds or is offered (transfer_to),
+        newest activity first: read by holder, never every held conversation."""
+
+    @abc.abstractmethod
     async def list_waiting(self, limit: int = 100_000) -> list[Waiting]:
         """The conversations waiting in the queue (queued, unheld, with a queued_at), in no
         particular order: their ordering columns only, nothing decrypted."""
@@ -225,6 +230,12 @@ class Tx(abc.ABC):
     async def inbound_messages(self, conversation_ids: Sequence[int]) -> dict[int, list[Message]]:
         """The texter's messages ('in') of several conversations in one read, each list in
         order (conversations with none are absent)."""
+
+    @abc.abstractmethod
+    async def inbound_marks(self, conversation_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Per conversation, (its newest texter message's id, how many it has): what says
+        whether its texter's words changed, nothing decrypted (conversations with none
+        are absent)."""
 
     @abc.abstractmethod
     async def unread_count(self, conversation_id: int, user_id: int) -> int:

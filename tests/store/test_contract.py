@@ -1529,6 +1529,41 @@ async def test_light_queue_reads(store: Store, crypto: Crypto) -> None:
         assert spans == [(c.claimed_at, c.closed_at) for c in listed]
 
 
+async def test_held_or_offered_and_inbound_marks(store: Store, crypto: Crypto) -> None:
+    """held_or_offered gives the conversations in the states asked that the user holds or
+    is offered, newest activity first, and no one else's; inbound_marks gives each
+    conversation's newest texter message id and count of texter messages (replies not
+    counted; none: absent)."""
+    convs = [(await seed(store, crypto, f"+1555100{i:04d}"))[1] for i in range(4)]
+    async with store.transaction() as tx:
+        plan = [(7, None, at(1)), (8, 7, at(3)), (8, None, at(2)), (7, None, at(4))]
+        for c, (holder, offered_to, updated) in zip(convs, plan, strict=True):
+            c.state, c.advocate_id, c.transfer_to, c.updated_at = (
+                "with_advocate",
+                holder,
+                offered_to,
+                updated,
+            )
+            await tx.save_conversation(c)
+        last = convs[3]
+        last.state = "closed"
+        await tx.save_conversation(last)
+        first, offered, _, _ = convs
+        for body in ("one", "two"):
+            said = await tx.add_message(Message(first.id, "in", body))
+        await outbound(tx, first.id)
+    async with store.reading() as tx:
+        found = await tx.held_or_offered(7, ["with_advocate"])
+        assert [c.id for c in found] == [offered.id, first.id]
+        assert [c.id for c in await tx.held_or_offered(7, ["with_advocate", "closed"])] == [
+            last.id,
+            offered.id,
+            first.id,
+        ]
+        assert await tx.held_or_offered(7, []) == []
+        assert await tx.inbound_marks([first.id, offered.id]) == {first.id: (said.id, 2)}
+
+
 async def test_the_newest_closed_are_read_through_an_index(tmp_path: Path, crypto: Crypto) -> None:
     """Migration 0012: claim_spans (the wait estimate's handling times, inside the webhook)
     and list_waiting walk conversations_recent in order, never sorting every conversation

@@ -183,6 +183,18 @@ class ConversationTx(SqlTxBase):
         )
         return [self._conversation(r) for r in rows]
 
+    async def held_or_offered(self, user_id: int, states: Sequence[str]) -> list[Conversation]:
+        if not states:
+            return []
+        rows = await self._fetch(
+            f"SELECT * FROM conversations WHERE state IN ({marks(len(states))})"
+            f" AND (advocate_id = ? OR transfer_to = ?) ORDER BY {_NEWEST}",
+            *states,
+            user_id,
+            user_id,
+        )
+        return [self._conversation(r) for r in rows]
+
     def _waiting(self, r: Row) -> Waiting:
         return Waiting(
             r["id"],
