@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -103,8 +104,14 @@ def unpack(data: bytes) -> _Table:
 
 def _from_child() -> bytes:
     script = "import sys; from bot.resources.geo import pack; sys.stdout.buffer.write(pack())"
+    # The child finds `bot` where this process did, however it was started.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, check=True, timeout=CHILD_TIMEOUT_S
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=True,
+        timeout=CHILD_TIMEOUT_S,
+        env=env,
     )
     return done.stdout
 
