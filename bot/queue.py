@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import statistics
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot import programs, vocabulary
 from bot.settings import Settings
-from bot.store.base import Conversation, Message, Store, Texter, Tx, User, Waiting
+from bot.store.base import Ahead, Conversation, Message, Store, Texter, Tx, User, Waiting
 from bot.triage import DANGER
 from bot.vocabulary import mask_number
 from flows import keywords, states
@@ -38,6 +39,8 @@ AGING_CEILING = 2
 TEAMS = ("general", "partner_violence", "trafficking", "spanish")
 # Far beyond any real queue; the store's default page would drop the longest waiters.
 QUEUE_LIMIT = 100_000
+PRIORITIES = (1, 2, 3, 4)
+_TICK = timedelta(microseconds=1)  # the stores' timestamp resolution
 
 
 def is_role_play(texter: Texter) -> bool:
@@ -146,11 +149,67 @@ async def handle_minutes(tx: Tx) -> float:
     """How long advocates take with one texter, from the most recent closed conversations
     (the median, so one long night does not skew it); the default until there are some."""
     recent = [
-        (c.closed_at - c.claimed_at).total_seconds() / 60
-        for c in await tx.list_conversations(states=[states.CLOSED], limit=HANDLING_SAMPLE)
-        if c.claimed_at is not None and c.closed_at is not None and c.closed_at > c.claimed_at
+        (closed - claimed).total_seconds() / 60
+        for claimed, closed in await tx.claim_spans([states.CLOSED], HANDLING_SAMPLE)
+        if claimed is not None and closed is not None and closed > claimed
     ]
     return statistics.median(recent) if len(recent) >= MIN_SAMPLE else DEFAULT_HANDLE_MINUTES
+
+
+def _level(priority: int, queued_at: datetime, now: datetime, settings: Settings) -> int:
+    return effective_priority(Waiting(0, 0, priority, queued_at, None, None), now, settings)
+
+
+def _latest_at(
+    priority: int, level: int, now: datetime, settings: Settings
+) -> tuple[bool, datetime | None]:
+    """(every, through): when a texter of this `priority` has an effective priority of at
+    most `level`: always (every), or when queued at or before `through`, or never (False,
+    None). Aging only ever lowers the number the longer one waits, so it is one instant,
+    found from effective_priority itself: the arithmetic's guess, then moved to the exact
+    microsecond the function turns at."""
+    if priority <= level:
+        return True, None
+    if priority <= AGING_CEILING or level < AGING_CEILING:
+        return False, None  # aging does not lift this far
+    through = now - timedelta(seconds=(priority - level) * settings.aging_every)
+    while _level(priority, through, now, settings) > level:
+        through -= _TICK
+    while _level(priority, through + _TICK, now, settings) <= level:
+        through += _TICK
+    return False, through
+
+
+def ahead_of(me: Waiting, now: datetime, settings: Settings) -> list[Ahead]:
+    """What comes before `me` in `ordered` (by effective priority, then queued_at, then
+    list_waiting's order), as Tx.count_waiting rules: per priority, those whose effective
+    priority is below mine, or equal and queued earlier, or equal and queued at the same
+    instant and listed first."""
+    mine = effective_priority(me, now, settings)
+    rules = []
+    for priority in PRIORITIES:
+        every, below = _latest_at(priority, mine - 1, now, settings)
+        if every:
+            rules.append(Ahead(priority, every=True))
+            continue
+        # At my level and queued strictly before me.
+        every_level, level = _latest_at(priority, mine, now, settings)
+        before_me = me.queued_at - _TICK
+        earlier = before_me if every_level else None if level is None else min(level, before_me)
+        bounds = [b for b in (below, earlier) if b is not None]
+        ties = _level(priority, me.queued_at, now, settings) == mine
+        rules.append(Ahead(priority, through=max(bounds) if bounds else None, ties=ties))
+    return rules
+
+
+async def place_in_line(tx: Tx, conv: Conversation, now: datetime, settings: Settings) -> int:
+    """1-based place in the conversation's program's queue, as `ordered` gives it (one
+    past the end when it is not waiting there): counted in the database, nothing read."""
+    me = await tx.get_waiting(conv.id)
+    if me is None or me.program_id != conv.program_id:
+        everyone = [Ahead(p, every=True) for p in PRIORITIES]
+        return await tx.count_waiting(conv.program_id, everyone) + 1
+    return await tx.count_waiting(conv.program_id, ahead_of(me, now, settings), me) + 1
 
 
 async def position_and_wait(
@@ -158,11 +217,9 @@ async def position_and_wait(
 ) -> tuple[int, int | None]:
     """1-based place in the texter's program's queue and an honest estimate in whole
     minutes: from that program's staff available now and measured handling times; None
-    when nobody is available."""
-    waiting = await tx.list_conversations(states=[QUEUED], limit=QUEUE_LIMIT)
-    queue = [c for c in ordered(waiting, now, settings) if c.program_id == conv.program_id]
-    ids = [c.id for c in queue]
-    position = ids.index(conv.id) + 1 if conv.id in ids else len(ids) + 1
+    when nobody is available. Light reads only: this runs inside the webhook's
+    transaction for every text that shows the place in line."""
+    position = await place_in_line(tx, conv, now, settings)
     available = [
         u
         for u in await tx.list_users()
@@ -172,12 +229,8 @@ async def position_and_wait(
     staff = [u for u in available if scopes[u.id].covers(conv)]
     if not staff:
         return position, None
-    on_shift = {u.id for u in staff}
-    held = sum(
-        1
-        for c in await tx.list_conversations(states=list(HELD_STATES), limit=QUEUE_LIMIT)
-        if c.advocate_id in on_shift
-    )
+    held_by = await tx.held_counts(HELD_STATES)
+    held = sum(held_by.get(u.id, 0) for u in staff)
     return position, estimate_wait(position, staff, held, await handle_minutes(tx))
 
 
@@ -191,6 +244,37 @@ def ordered_waiting(rows: list[Waiting], now: datetime, settings: Settings) -> l
     return sorted(rows, key=lambda w: sort_key(w, now, settings))
 
 
+# Each store's telling words of the conversations a queue page showed, under the marks
+# (Tx.inbound_marks) they were picked at: picking them means decrypting every message and
+# normalising the longest (two thirds of the page's time at 50 rows), and they change only
+# when the texter writes. Only the words shown (60 characters), only while the texter
+# waits: each page drops the entries of those no longer waiting.
+_WORDS: weakref.WeakKeyDictionary[Store, dict[int, tuple[tuple[int, int], str]]] = (
+    weakref.WeakKeyDictionary()
+)
+WORDS_SHOWN = 60
+
+
+async def _telling_words_of(
+    tx: Tx, store: Store, shown: list[Waiting], waiting: list[Waiting]
+) -> dict[int, str]:
+    """Each shown conversation's telling words (cut to WORDS_SHOWN): from the cache when
+    the texter wrote nothing since, else read and picked again."""
+    known = _WORDS.setdefault(store, {})
+    shown_ids = {w.id for w in shown}
+    marks = await tx.inbound_marks(list(shown_ids))
+    stale = [
+        w.id for w in shown if w.id in marks and known.get(w.id, ((0, 0), ""))[0] != marks[w.id]
+    ]
+    said = await tx.inbound_messages(stale) if stale else {}
+    for cid in stale:
+        known[cid] = (marks[cid], telling_words(said.get(cid, []))[:WORDS_SHOWN])
+    still = {w.id for w in waiting}
+    for cid in [c for c in known if c not in still or (c in shown_ids and c not in marks)]:
+        del known[cid]  # no longer waiting, or their words were erased
+    return {w.id: known[w.id][1] if w.id in marks else "" for w in shown}
+
+
 async def page(
     store: Store,
     now: datetime,
@@ -200,22 +284,22 @@ async def page(
 ) -> tuple[list[QueueEntry], int]:
     """The top `limit` of those waiting that `keep` allows (all when None), in queue order,
     and how many wait in all: ordered from the plain columns (Tx.list_waiting); the
-    conversations, texters and words are read, in one read each, only for the entries
-    returned."""
+    conversations and texters are read, in one read each, only for the entries returned,
+    and their words only when they changed since a page last showed them."""
     async with store.reading() as tx:  # never waits behind (or holds up) a webhook
-        queue = ordered_waiting(await tx.list_waiting(QUEUE_LIMIT), now, settings)
+        everyone = await tx.list_waiting(QUEUE_LIMIT)
+        queue = ordered_waiting(everyone, now, settings)
         if keep is not None:
             queue = [w for w in queue if keep(w)]
         shown = queue if limit is None else queue[:limit]
         convs = await tx.get_conversations([w.id for w in shown])
         texters = await tx.get_texters([w.texter_id for w in shown])
-        said = await tx.inbound_messages([w.id for w in shown])
+        words = await _telling_words_of(tx, store, shown, everyone)
     entries = []
     for w in shown:
         conv, texter = convs.get(w.id), texters.get(w.texter_id)
         if conv is None or texter is None:
             continue  # erased a moment ago
-        first = telling_words(said.get(conv.id, []))
         assert conv.queued_at is not None
         entries.append(
             QueueEntry(
@@ -224,7 +308,7 @@ async def page(
                 masked=mask_number(texter.phone),
                 priority=effective_priority(conv, now, settings),
                 waiting_s=int((now - conv.queued_at).total_seconds()),
-                first_words=first[:60],
+                first_words=words[w.id],
                 safe_to_text=texter.safe_to_text,
                 labels=list(conv.labels),
                 training=is_role_play(texter),

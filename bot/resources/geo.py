@@ -1,18 +1,32 @@
 """US ZIP code centroids and time zones, from the `zipcodes` package's bundled data (no
-network, ever), and distances in miles."""
+network, ever), and distances in miles.
+
+Memory: `zipcodes` materialises its whole table (42,000 dicts of every field) and keeps it,
+with its extension's own parsed copy, for the life of the process: about 140 MB of a
+server's RSS for three numbers per ZIP. So the table is read in a short-lived child
+process, which hands back only the ZIP, latitude, longitude and time zone of each, packed
+in arrays (under 1 MB here); the server never loads `zipcodes` itself. Should the child
+fail (a platform that cannot start one), the same table is built in process.
+"""
 
 from __future__ import annotations
 
+import bisect
+import json
 import math
+import os
 import re
+import subprocess
+import sys
+from array import array
 from dataclasses import dataclass
 from functools import cache
-
-import zipcodes
+from typing import Any
 
 EARTH_MILES = 3958.8
 MILES_PER_DEGREE = 69.0  # of latitude, everywhere (and of longitude at the equator)
 _ZIP = re.compile(r"(?<!\d)(\d{5})(?:-\d{4})?(?!\d)")
+CHILD_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -23,22 +37,96 @@ class Place:
     timezone: str  # IANA name, "" when the data has none
 
 
-@cache
-def _places() -> dict[str, Place]:
-    # zipcodes loads its whole table on first use (a few seconds); index it once.
-    places = {}
+@dataclass(frozen=True)
+class _Table:
+    """Every placed ZIP, ascending: ZIP as an int, centroid, index into `zones`."""
+
+    codes: array[int]  # "l"
+    latitudes: array[float]  # "d"
+    longitudes: array[float]  # "d"
+    zone_of: array[int]  # "H"
+    zones: list[str]
+
+    def place(self, zip_code: str) -> Place | None:
+        code = int(zip_code)
+        i = bisect.bisect_left(self.codes, code)
+        if i == len(self.codes) or self.codes[i] != code:
+            return None
+        return Place(zip_code, self.latitudes[i], self.longitudes[i], self.zones[self.zone_of[i]])
+
+
+def pack() -> bytes:
+    """The table as bytes (what the child writes): a JSON header line (the count and the
+    time zone names), then the four arrays' machine bytes. Imports `zipcodes`."""
+    import zipcodes
+
+    rows = []
     for z in zipcodes.list_all():
         try:
             lat, lon = float(z["lat"]), float(z["long"])
         except (KeyError, TypeError, ValueError):
             continue
-        places[z["zip_code"]] = Place(z["zip_code"], lat, lon, z.get("timezone") or "")
-    return places
+        rows.append((int(z["zip_code"]), lat, lon, z.get("timezone") or ""))
+    rows.sort()
+    zones = sorted({r[3] for r in rows})
+    index = {name: i for i, name in enumerate(zones)}
+    head = json.dumps({"count": len(rows), "zones": zones}).encode() + b"\n"
+    return head + b"".join(
+        (
+            array("l", [r[0] for r in rows]).tobytes(),
+            array("d", [r[1] for r in rows]).tobytes(),
+            array("d", [r[2] for r in rows]).tobytes(),
+            array("H", [index[r[3]] for r in rows]).tobytes(),
+        )
+    )
+
+
+def unpack(data: bytes) -> _Table:
+    head, _, body = data.partition(b"\n")
+    meta = json.loads(head)
+    n, at = int(meta["count"]), 0
+
+    def take(part: array[Any]) -> array[Any]:
+        nonlocal at
+        size = n * part.itemsize
+        part.frombytes(body[at : at + size])  # a short slice: ValueError or a short array
+        at += size
+        if len(part) != n:
+            raise ValueError("the ZIP table is cut short")
+        return part
+
+    table = _Table(take(array("l")), take(array("d")), take(array("d")), take(array("H")), [])
+    if at != len(body):
+        raise ValueError("the ZIP table has bytes after its arrays")
+    table.zones.extend(meta["zones"])
+    return table
+
+
+def _from_child() -> bytes:
+    script = "import sys; from bot.resources.geo import pack; sys.stdout.buffer.write(pack())"
+    # The child finds `bot` where this process did, however it was started.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=True,
+        timeout=CHILD_TIMEOUT_S,
+        env=env,
+    )
+    return done.stdout
+
+
+@cache
+def _table() -> _Table:
+    try:
+        return unpack(_from_child())
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return unpack(pack())  # no child here: the same table, at the memory cost above
 
 
 def warm() -> None:
-    """Load the ZIP table now (about 3 s, blocking): call at start-up, not mid-webhook."""
-    _places()
+    """Load the ZIP table now (about 2 s, blocking): call at start-up, not mid-webhook."""
+    _table()
 
 
 def zip_in(text: str) -> str | None:
@@ -50,7 +138,7 @@ def zip_in(text: str) -> str | None:
 def place(text: str) -> Place | None:
     """The centroid of the ZIP in `text`, or None when there is none or it is unknown."""
     zip_code = zip_in(text)
-    return None if zip_code is None else _places().get(zip_code)
+    return None if zip_code is None else _table().place(zip_code)
 
 
 def miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.store.records import (
+    Ahead,
     Alarm,
     AuditEntry,
     Conflict,
@@ -45,6 +46,7 @@ from flows.states import INTAKE_STATES as INTAKE_STATES
 __all__ = [
     "ENDED_STATES",
     "INTAKE_STATES",
+    "Ahead",
     "Alarm",
     "AuditEntry",
     "Conflict",
@@ -152,9 +154,39 @@ class Tx(abc.ABC):
         """Conversations filtered by state and/or holder, newest activity first."""
 
     @abc.abstractmethod
+    async def held_or_offered(self, user_id: int, states: Sequence[str]) -> list[Conversation]:
+        """The conversations in `states` this user holds or is offered (transfer_to),
+        newest activity first: read by holder, never every held conversation."""
+
+    @abc.abstractmethod
     async def list_waiting(self, limit: int = 100_000) -> list[Waiting]:
         """The conversations waiting in the queue (queued, unheld, with a queued_at), in no
         particular order: their ordering columns only, nothing decrypted."""
+
+    @abc.abstractmethod
+    async def get_waiting(self, conversation_id: int) -> Waiting | None:
+        """One conversation's list_waiting row; None when it is not waiting in the queue."""
+
+    @abc.abstractmethod
+    async def count_waiting(
+        self, program_id: int | None, ahead: Sequence[Ahead], tie_with: Waiting | None = None
+    ) -> int:
+        """How many of those waiting (as list_waiting) in program `program_id` (None: the
+        default program) the rules select, each rule for its priority (a priority without
+        one: none); `ties` compare with `tie_with` (ignored without it). One COUNT, nothing
+        read into Python: a texter's place in line at any queue length."""
+
+    @abc.abstractmethod
+    async def held_counts(self, states: Sequence[str]) -> dict[int, int]:
+        """Advocate id -> how many conversations in `states` they hold (those holding
+        none are absent)."""
+
+    @abc.abstractmethod
+    async def claim_spans(
+        self, states: Sequence[str], limit: int
+    ) -> list[tuple[datetime | None, datetime | None]]:
+        """(claimed_at, closed_at) of the first `limit` conversations in `states` in
+        list_conversations' order (newest activity first): two columns, nothing decrypted."""
 
     @abc.abstractmethod
     async def get_conversations(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
@@ -198,6 +230,12 @@ class Tx(abc.ABC):
     async def inbound_messages(self, conversation_ids: Sequence[int]) -> dict[int, list[Message]]:
         """The texter's messages ('in') of several conversations in one read, each list in
         order (conversations with none are absent)."""
+
+    @abc.abstractmethod
+    async def inbound_marks(self, conversation_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Per conversation, (its newest texter message's id, how many it has): what says
+        whether its texter's words changed, nothing decrypted (conversations with none
+        are absent)."""
 
     @abc.abstractmethod
     async def unread_count(self, conversation_id: int, user_id: int) -> int:

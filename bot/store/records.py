@@ -66,6 +66,20 @@ class Waiting:
     program_id: int | None
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """Which waiting conversations of one priority Tx.count_waiting counts: all of them
+    (`every`), or those queued at or before `through` (None: none by time alone) and,
+    with `ties`, those queued at the very instant of the conversation counted against
+    that list_waiting's tie order (COALESCE(updated_at, created_at) DESC, id DESC) puts
+    first."""
+
+    priority: int
+    every: bool = False
+    through: datetime | None = None
+    ties: bool = False
+
+
 @dataclass
 class InboundState:
     """Everything the engine needs about one inbound message's texter, read in one

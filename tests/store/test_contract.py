@@ -5,10 +5,12 @@ looks at the raw database to prove what is (not) stored there."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -26,6 +28,7 @@ from bot.store import (
     Tx,
     open_store,
 )
+from bot.store.base import Ahead
 from bot.store.postgres import PgListener, PostgresStore
 from bot.store.sql import SqlTx, load_migrations
 from bot.store.sqlite import SqliteStore
@@ -1468,3 +1471,118 @@ async def test_list_waiting_and_get_conversations(store: Store, crypto: Crypto) 
         assert set(found) == {waiting.id, new.id}
         assert found[waiting.id].team == "legal"
         assert await tx.get_conversations([]) == {}
+
+
+async def test_light_queue_reads(store: Store, crypto: Crypto) -> None:
+    """get_waiting gives list_waiting's row of a waiting conversation only; count_waiting
+    counts per priority all (every), up to a time (through, inclusive) and the ties at
+    tie_with's queued_at that list_waiting lists first, in one program only; held_counts
+    counts held conversations per holder; claim_spans gives (claimed_at, closed_at) in
+    list_conversations' order, up to the limit."""
+    convs = [(await seed(store, crypto, f"+1555000{i:04d}"))[1] for i in range(6)]
+    async with store.transaction() as tx:
+        program = await tx.add_program("north", "North", "+15550009999", None, None, False, NOW)
+        plan = [  # priority, queued_at, updated_at, advocate, state
+            (3, at(-10), at(1), None, "queued"),
+            (3, at(-10), at(2), None, "queued"),  # same queued_at, listed first
+            (4, at(-20), at(1), None, "queued"),
+            (2, at(-5), at(1), 7, "with_advocate"),
+            (1, at(-1), at(1), 7, "queued"),  # held: not waiting
+            (3, None, at(1), 8, "closed"),
+        ]
+        for c, (priority, queued, updated, holder, state) in zip(convs, plan, strict=True):
+            c.priority, c.queued_at, c.updated_at, c.advocate_id, c.state = (
+                priority,
+                queued,
+                updated,
+                holder,
+                state,
+            )
+            if state == "closed":
+                c.claimed_at, c.closed_at = at(-30), at(-20)
+            await tx.save_conversation(c)
+    async with store.transaction() as tx:
+        first, second, old, held, held_queued, _ = convs
+        mine = await tx.get_waiting(first.id)
+        assert mine is not None and (mine.priority, mine.queued_at) == (3, at(-10))
+        assert await tx.get_waiting(held.id) is None
+        assert await tx.get_waiting(held_queued.id) is None
+        assert await tx.count_waiting(None, [Ahead(p, every=True) for p in (1, 2, 3, 4)]) == 3
+        assert await tx.count_waiting(None, [Ahead(4, every=True)]) == 1
+        assert await tx.count_waiting(None, [Ahead(3, through=at(-10))]) == 2  # inclusive
+        assert await tx.count_waiting(None, [Ahead(3, through=at(-11))]) == 0
+        # first's tie: second (newer activity) is listed before it, not first itself.
+        assert await tx.count_waiting(None, [Ahead(3, ties=True)], mine) == 1
+        other = await tx.get_waiting(second.id)
+        assert await tx.count_waiting(None, [Ahead(3, ties=True)], other) == 0
+        assert await tx.count_waiting(None, [Ahead(3, ties=True)]) == 0  # no tie_with
+        assert await tx.count_waiting(None, []) == 0
+        await tx.set_conversation_program(old.id, program.id)
+        assert await tx.count_waiting(None, [Ahead(4, every=True)]) == 0
+        assert await tx.count_waiting(program.id, [Ahead(4, every=True)]) == 1
+        assert await tx.held_counts(["with_advocate", "queued"]) == {7: 2}
+        assert await tx.held_counts(["with_advocate"]) == {7: 1}
+        assert await tx.held_counts([]) == {}
+        assert await tx.claim_spans(["closed"], 50) == [(at(-30), at(-20))]
+        spans = await tx.claim_spans(["queued", "closed"], 2)
+        listed = await tx.list_conversations(states=["queued", "closed"], limit=2)
+        assert spans == [(c.claimed_at, c.closed_at) for c in listed]
+
+
+async def test_held_or_offered_and_inbound_marks(store: Store, crypto: Crypto) -> None:
+    """held_or_offered gives the conversations in the states asked that the user holds or
+    is offered, newest activity first, and no one else's; inbound_marks gives each
+    conversation's newest texter message id and count of texter messages (replies not
+    counted; none: absent)."""
+    convs = [(await seed(store, crypto, f"+1555100{i:04d}"))[1] for i in range(4)]
+    async with store.transaction() as tx:
+        plan = [(7, None, at(1)), (8, 7, at(3)), (8, None, at(2)), (7, None, at(4))]
+        for c, (holder, offered_to, updated) in zip(convs, plan, strict=True):
+            c.state, c.advocate_id, c.transfer_to, c.updated_at = (
+                "with_advocate",
+                holder,
+                offered_to,
+                updated,
+            )
+            await tx.save_conversation(c)
+        last = convs[3]
+        last.state = "closed"
+        await tx.save_conversation(last)
+        first, offered, _, _ = convs
+        for body in ("one", "two"):
+            said = await tx.add_message(Message(first.id, "in", body))
+        await outbound(tx, first.id)
+    async with store.reading() as tx:
+        found = await tx.held_or_offered(7, ["with_advocate"])
+        assert [c.id for c in found] == [offered.id, first.id]
+        assert [c.id for c in await tx.held_or_offered(7, ["with_advocate", "closed"])] == [
+            last.id,
+            offered.id,
+            first.id,
+        ]
+        assert await tx.held_or_offered(7, []) == []
+        assert await tx.inbound_marks([first.id, offered.id]) == {first.id: (said.id, 2)}
+
+
+async def test_the_newest_closed_are_read_through_an_index(tmp_path: Path, crypto: Crypto) -> None:
+    """Migration 0012: claim_spans (the wait estimate's handling times, inside the webhook)
+    and list_waiting walk conversations_recent in order, never sorting every conversation
+    of the state (300 ms at 100,000 closed before it)."""
+    store = SqliteStore(str(tmp_path / "plan.db"), crypto)
+    await store.open()
+    await store.migrate()
+    said: list[str] = []
+    try:
+        await store.trace(said.append)  # the writer's connection: read in a transaction
+        async with store.transaction() as tx:
+            await tx.claim_spans(["closed"], 50)
+            await tx.list_waiting()
+        await store.trace(None)
+    finally:
+        await store.close()
+    reads = [s for s in said if s.lstrip().startswith("SELECT")]
+    assert len(reads) == 2
+    with contextlib.closing(sqlite3.connect(tmp_path / "plan.db")) as db:
+        for sql in reads:
+            plan = " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql))
+            assert "conversations_recent" in plan and "TEMP B-TREE" not in plan, plan

@@ -42,13 +42,14 @@ async def queue_context(request: web.Request, user: User) -> dict[str, Any]:
     where = await access.in_scope(store, user)
     entries, waiting = await queue.page(store, now, settings, where.covers, QUEUE_SHOWN)
     async with store.reading() as tx:  # the page never waits behind a webhook
-        held = await tx.list_conversations(states=list(queue.HELD_STATES))
+        theirs = await tx.held_or_offered(user.id, queue.HELD_STATES)
+        texters = await tx.get_texters([c.texter_id for c in theirs])
         mine: list[dict[str, Any]] = []
         offers: list[dict[str, Any]] = []
-        for conv in held:
-            if conv.advocate_id != user.id and conv.transfer_to != user.id:
-                continue
-            texter = await tx.get_texter(conv.texter_id)
+        for conv in theirs:
+            texter = texters.get(conv.texter_id)
+            if texter is None:
+                continue  # erased a moment ago
             row: dict[str, Any] = {
                 "conv": conv,
                 "alias": texter.alias,

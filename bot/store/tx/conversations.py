@@ -13,15 +13,21 @@ a purged row never writes the content back.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.store.base import Conflict, Conversation, Note, NotFound, Waiting
+from bot.store.base import Ahead, Conflict, Conversation, Note, NotFound, Waiting
 from bot.store.tx.core import Row, SqlTxBase, check, check_language, marks
 from flows.states import ENDED_STATES, NEW, QUEUED, WITH_ADVOCATE
 
 _ENDED = sorted(ENDED_STATES)
+# Waiting in the queue (list_waiting, get_waiting, count_waiting), with QUEUED bound first.
+_WAITING = "state = ? AND advocate_id IS NULL AND queued_at IS NOT NULL"
+# list_conversations' order, which list_waiting keeps so the queue breaks ties as it always
+# has (conversations_recent serves it, migration 0012).
+_NEWEST = "COALESCE(updated_at, created_at) DESC, id DESC"
 # What a quick exit blanks on the conversation row: beyond the content, everything that says
 # what the conversation was about (labels, how urgent, which team, how it ended). Left: that
 # it existed, its state, language, holder and times, so the advocate sees that it ended.
@@ -171,34 +177,117 @@ class ConversationTx(SqlTxBase):
             args.append(advocate_id)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = await self._fetch(
-            f"SELECT * FROM conversations{clause}"
-            " ORDER BY COALESCE(updated_at, created_at) DESC, id DESC LIMIT ?",
+            f"SELECT * FROM conversations{clause} ORDER BY {_NEWEST} LIMIT ?",
             *args,
             limit,
         )
         return [self._conversation(r) for r in rows]
 
+    async def held_or_offered(self, user_id: int, states: Sequence[str]) -> list[Conversation]:
+        if not states:
+            return []
+        rows = await self._fetch(
+            f"SELECT * FROM conversations WHERE state IN ({marks(len(states))})"
+            f" AND (advocate_id = ? OR transfer_to = ?) ORDER BY {_NEWEST}",
+            *states,
+            user_id,
+            user_id,
+        )
+        return [self._conversation(r) for r in rows]
+
+    def _waiting(self, r: Row) -> Waiting:
+        return Waiting(
+            r["id"],
+            r["texter_id"],
+            r["priority"],
+            self._dt(r["queued_at"]),
+            r["team"],
+            r["program_id"],
+        )
+
     async def list_waiting(self, limit: int = 100_000) -> list[Waiting]:
         check(limit > 0, "limit must be positive")
-        rows = await self._fetch(  # conversations_state (state)
+        rows = await self._fetch(
             "SELECT id, texter_id, priority, queued_at, team, program_id FROM conversations"
-            " WHERE state = ? AND advocate_id IS NULL AND queued_at IS NOT NULL"
-            # list_conversations' order, so the queue breaks ties as it always has
-            " ORDER BY COALESCE(updated_at, created_at) DESC, id DESC LIMIT ?",
+            f" WHERE {_WAITING} ORDER BY {_NEWEST} LIMIT ?",
             QUEUED,
             limit,
         )
-        return [
-            Waiting(
-                r["id"],
-                r["texter_id"],
-                r["priority"],
-                self._dt(r["queued_at"]),
-                r["team"],
-                r["program_id"],
-            )
-            for r in rows
-        ]
+        return [self._waiting(r) for r in rows]
+
+    async def get_waiting(self, conversation_id: int) -> Waiting | None:
+        r = await self._one(
+            "SELECT id, texter_id, priority, queued_at, team, program_id FROM conversations"
+            f" WHERE id = ? AND {_WAITING}",
+            conversation_id,
+            QUEUED,
+        )
+        return None if r is None else self._waiting(r)
+
+    async def count_waiting(
+        self, program_id: int | None, ahead: Sequence[Ahead], tie_with: Waiting | None = None
+    ) -> int:
+        where = [_WAITING]
+        args: list[Any] = [QUEUED]
+        if program_id is None:
+            where.append("program_id IS NULL")
+        else:
+            where.append("program_id = ?")
+            args.append(program_id)
+        rules: list[str] = []
+        for rule in ahead:
+            if rule.every:
+                rules.append("priority = ?")
+                args.append(rule.priority)
+                continue
+            when: list[str] = []
+            given: list[Any] = [rule.priority]
+            if rule.through is not None:
+                when.append("queued_at <= ?")
+                given.append(self._at(rule.through))
+            if rule.ties and tie_with is not None:
+                # Listed before tie_with: newer activity, or the same and a higher id.
+                when.append(
+                    "(queued_at = ? AND (COALESCE(updated_at, created_at), id) > (SELECT"
+                    " COALESCE(updated_at, created_at), id FROM conversations WHERE id = ?))"
+                )
+                given += [self._at(tie_with.queued_at), tie_with.id]
+            if when:
+                rules.append(f"(priority = ? AND ({' OR '.join(when)}))")
+                args += given
+        if not rules:
+            return 0
+        r = await self._returning(
+            f"SELECT COUNT(*) AS n FROM conversations WHERE {' AND '.join(where)}"
+            f" AND ({' OR '.join(rules)})",
+            *args,
+        )
+        return int(r["n"])
+
+    async def held_counts(self, states: Sequence[str]) -> dict[int, int]:
+        if not states:
+            return {}
+        # Counted here, not by GROUP BY, which SQLite serves by walking the holder index
+        # through every closed conversation (40 ms at 100,000); held ones are few.
+        rows = await self._fetch(  # conversations_recent (state, ...)
+            f"SELECT advocate_id FROM conversations WHERE state IN ({marks(len(states))})",
+            *states,
+        )
+        return dict(Counter(r["advocate_id"] for r in rows if r["advocate_id"] is not None))
+
+    async def claim_spans(
+        self, states: Sequence[str], limit: int
+    ) -> list[tuple[datetime | None, datetime | None]]:
+        check(limit > 0, "limit must be positive")
+        if not states:
+            return []
+        rows = await self._fetch(
+            "SELECT claimed_at, closed_at FROM conversations"
+            f" WHERE state IN ({marks(len(states))}) ORDER BY {_NEWEST} LIMIT ?",
+            *states,
+            limit,
+        )
+        return [(self._dto(r["claimed_at"]), self._dto(r["closed_at"])) for r in rows]
 
     async def get_conversations(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
         rows = await self._fetch_in(

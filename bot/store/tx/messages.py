@@ -99,6 +99,14 @@ class MessageTx(SqlTxBase):
             found.setdefault(r["conversation_id"], []).append(self._message(r))
         return found
 
+    async def inbound_marks(self, conversation_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        rows = await self._fetch_in(  # messages_conversation (conversation_id, id)
+            "SELECT conversation_id, MAX(id) AS newest, COUNT(*) AS n FROM messages"
+            " WHERE conversation_id IN ({ids}) AND direction = 'in' GROUP BY conversation_id",
+            conversation_ids,
+        )
+        return {r["conversation_id"]: (int(r["newest"]), int(r["n"])) for r in rows}
+
     async def unread_count(self, conversation_id: int, user_id: int) -> int:
         seen = await self._one(  # audit_conversation (conversation_id, id), newest first
             "SELECT created_at FROM audit WHERE conversation_id = ? AND user_id = ?"
