@@ -143,7 +143,7 @@ def test_a_real_threat_beside_those_words_is_still_an_emergency(text: str) -> No
 
 @pytest.mark.parametrize("text", NOT_A_PLAN)
 def test_a_day_chosen_for_a_party_is_not_a_suicide_plan(text: str) -> None:
-    """ "Picked the spot and the day" is a plan; a day and a time chosen for a party or a
+    """A plan is "picked the spot and the day"; a day and a time chosen for a party or a
     date for a wedding is not."""
     assert "suicide" not in triage(text).labels, triage(text)
 
