@@ -90,6 +90,20 @@ STILL_DANGER = [
     "he's outside with a gun",
     "el esta afuera y dice que me va a matar",
 ]
+# Locked in as a habit or punishment, kept from appointments: control, not an emergency now.
+HABIT = [
+    "my stepdad locks me in the basement every weekend",
+    "she won't let me go to the doctor alone",
+    "mi tia me encierra en el cuarto cuando sale a trabajar",
+    "no me deja ir a la clinica sola",
+]
+# Locked in now, or kept from care for an injury: still an emergency.
+LOCKED_NOW = [
+    "he locked me in the bathroom and he's yelling outside the door",
+    "i'm locked in the closet right now",
+    "he broke my wrist and won't let me go to the hospital",
+    "me tiene encerrada ahorita y no me deja salir",
+]
 # A day or a place chosen for a party is no plan.
 NOT_A_PLAN = ["i chose the day and the time for the party", "we picked the date for the wedding"]
 
@@ -141,6 +155,28 @@ def test_a_real_threat_beside_those_words_is_still_an_emergency(text: str) -> No
     assert "emergency" in triage(text).labels, triage(text)
 
 
+@pytest.mark.parametrize("text", HABIT)
+def test_a_habit_of_locking_in_or_a_checkup_kept_from_is_abuse_not_emergency(text: str) -> None:
+    """Locked in "every weekend" or "cuando sale", or not let to the doctor alone: abuse
+    (control), not an emergency happening now."""
+    result = triage(text)
+    assert "abuse" in result.labels and "emergency" not in result.labels, result
+
+
+@pytest.mark.parametrize("text", LOCKED_NOW)
+def test_locked_in_now_or_kept_from_care_for_an_injury_is_an_emergency(text: str) -> None:
+    """The habit filter is narrow: locked in now, or a broken wrist kept from the
+    hospital, is still an emergency."""
+    assert "emergency" in triage(text).labels, triage(text)
+
+
+def test_a_past_attempt_dated_in_years_with_the_urges_back_is_suicide() -> None:
+    """A date in years ("hace dos anos") marks the attempt as past, and the urges coming back keep it
+    suicide (a past attempt alone would not be)."""
+    result = triage("hace dos años me corte y otra vez me estan regresando esas ganas")
+    assert "suicide" in result.labels and "past:suicide:returning" in result.signals, result
+
+
 @pytest.mark.parametrize("text", NOT_A_PLAN)
 def test_a_day_chosen_for_a_party_is_not_a_suicide_plan(text: str) -> None:
     """A plan is "picked the spot and the day"; a day and a time chosen for a party or a
@@ -154,4 +190,5 @@ def test_these_texts_are_not_trained_on() -> None:
 
     trained = {row["text"] for row in training_examples(REPO)}
     judged = SUICIDE + TRAFFICKING + EMERGENCY + PAST + CALM + STILL_DANGER + NOT_A_PLAN
+    judged += HABIT + LOCKED_NOW
     assert not set(judged) & trained
