@@ -171,8 +171,8 @@ def test_locked_in_now_or_kept_from_care_for_an_injury_is_an_emergency(text: str
 
 
 def test_a_past_attempt_dated_in_years_with_the_urges_back_is_suicide() -> None:
-    """A date in years ("hace dos anos") marks the attempt as past, and the urges coming back keep it
-    suicide (a past attempt alone would not be)."""
+    """A date in years ("hace dos anos") marks the attempt as past, and the urges coming
+    back keep it suicide (a past attempt alone would not be)."""
     result = triage("hace dos años me corte y otra vez me estan regresando esas ganas")
     assert "suicide" in result.labels and "past:suicide:returning" in result.signals, result
 
