@@ -138,8 +138,8 @@ SAFE_WINDOW = [
     "he's outside so i can text now",
     "my husband is outside mowing the lawn",
     "he's outside smoking, i have a few minutes",
-    "esta afuera con los ninos",
-    "el esta afuera fumando, puedo hablar un rato",
+    "mi esposo esta afuera asi que puedo escribir",
+    "el esta en el trabajo y puedo hablar un rato",
 ]
 EVERYDAY = REPORTED + WAITING + GREETINGS_AND_THANKS + COMING_AND_GOING + LOGISTICS
 EVERYDAY += INTAKE_ANSWERS + PROCESS + RELAPSE + SAFE_WINDOW

@@ -88,6 +88,7 @@ STILL_DANGER = [
     "my husband shot at me in the parking lot of the game",
     "he choked me after the game",
     "he's outside with a gun",
+    "i think my arm is broken he twisted it until it snapped. he's outside smoking now",
     "el esta afuera y dice que me va a matar",
 ]
 # Locked in as a habit or punishment, kept from appointments: control, not an emergency now.
