@@ -40,6 +40,24 @@ SUICIDE = [
     "ya se como lo voy a hacer",
     "cuiden a mi perrita cuando ya no este",
     "ya escribi las cartas para mis hijos",
+    # Thoughts that will not stop, a count asked about, waiting at the means, tired of living.
+    "i cant stop thinking about dying, it's all i think about",
+    "is 35 tylenol enough",
+    "would car exhaust hurt",
+    "soon they won't have to worry about me anymore",
+    "i'm sitting by the train tracks again",
+    "i keep looking at the beam in the garage",
+    "ya me canse de vivir",
+    "siento que lo mejor es que me muera",
+    "tengo 16 y no creo llegar a los 17",
+    "cuanto cloro tendria que tomar",
+    "busque como ahorcarse",
+    "tengo 40 pastillas de mi abuela contadas",
+    "hoy me quise aventar a los carros",
+    "me dan ganas de tomarme el veneno",
+    "estoy en el puente viendo para abajo",
+    "mi hermana dice que se va a ahorcar",
+    "mi primo me dijo que se mata el viernes",
 ]
 TRAFFICKING = [
     "my bf sets up meetups for me with older guys and keeps the money. im 15",
@@ -106,7 +124,12 @@ LOCKED_NOW = [
     "me tiene encerrada ahorita y no me deja salir",
 ]
 # A day or a place chosen for a party is no plan.
-NOT_A_PLAN = ["i chose the day and the time for the party", "we picked the date for the wedding"]
+NOT_A_PLAN = [
+    "i chose the day and the time for the party",
+    "we picked the date for the wedding",
+    "no creo llegar a tiempo a la cita",
+    "is 2 tylenol enough for a headache",
+]
 
 
 @pytest.mark.parametrize("text", SUICIDE)
@@ -180,8 +203,8 @@ def test_a_past_attempt_dated_in_years_with_the_urges_back_is_suicide() -> None:
 
 @pytest.mark.parametrize("text", NOT_A_PLAN)
 def test_a_day_chosen_for_a_party_is_not_a_suicide_plan(text: str) -> None:
-    """A plan is "picked the spot and the day"; a day and a time chosen for a party or a
-    date for a wedding is not."""
+    """A plan is "picked the spot and the day"; a day and a time chosen for a party, a
+    date for a wedding, being late for an appointment or two tylenol are not."""
     assert "suicide" not in triage(text).labels, triage(text)
 
 
