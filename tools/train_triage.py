@@ -64,7 +64,7 @@ def fit(examples: Iterable[dict[str, Any]], c: float = C) -> Model:
         for i, name in enumerate(names)
         if any(abs(col[i]) >= 1e-4 for col in coefs)
     }
-    return Model(tuple(bias), weights, cues=cue_words(rows))
+    return Model.from_weights(bias, weights, cues=cue_words(rows))
 
 
 def cue_words(
@@ -196,8 +196,9 @@ def add_writer_set(source: Path, target: Path, repo: Path = REPO) -> dict[str, i
 def save(model: Model, path: Path = MODEL_PATH) -> None:
     """Write the weights beside the old file, then swap: a failed write keeps the old one."""
     partial = path.with_name(path.name + ".partial")
-    with gzip.open(partial, "wt", encoding="utf-8", compresslevel=9) as handle:
-        json.dump(model.to_json(), handle, separators=(",", ":"))
+    # mtime=0: the same model gives the same bytes, so retraining to no change shows no diff.
+    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.writelines(line.encode("utf-8") for line in model.lines())
     os.replace(partial, path)
 
 

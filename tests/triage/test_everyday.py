@@ -114,18 +114,66 @@ INTAKE_ANSWERS = [
     "mi zip es 77036",
     "tengo un niño",
 ]
+# Court, shelter and custody logistics: a question about the process names no abuse
+# (issue 9: most abuse false alarms on the last blind set were these).
+PROCESS = [
+    "how do i apply for a protective order",
+    "what do i bring to the courthouse for a restraining order hearing",
+    "can the shelter take my two kids and my dog",
+    "is there a fee to file for a restraining order",
+    "the judge extended the protective order, what now",
+    "do i need a lawyer for the custody hearing next week",
+    "como pido una orden de proteccion",
+    "cuanto tiempo me puedo quedar en el albergue",
+]
+# Someone else drinking or using again: worry about them, not the texter's suicide.
+RELAPSE = [
+    "he's drinking again",
+    "my dad is drinking again",
+    "she started drinking again after 2 years sober",
+    "mi esposo esta tomando otra vez",
+]
+# The abuser outside or busy while the texter writes: no present danger.
+SAFE_WINDOW = [
+    "he's outside so i can text now",
+    "my husband is outside mowing the lawn",
+    "he's outside smoking, i have a few minutes",
+    "mi esposo esta afuera asi que puedo escribir",
+    "el esta en el trabajo y puedo hablar un rato",
+]
 EVERYDAY = REPORTED + WAITING + GREETINGS_AND_THANKS + COMING_AND_GOING + LOGISTICS
-EVERYDAY += INTAKE_ANSWERS
+EVERYDAY += INTAKE_ANSWERS + PROCESS + RELAPSE + SAFE_WINDOW
 
 
 @pytest.mark.parametrize("text", EVERYDAY)
 def test_everyday_texts_are_not_danger(text: str) -> None:
     """No emergency or suicide label (so no 911/988 text and no jump to priority 1) and
     no trafficking on a waiting, thanks, greeting, coming-and-going, logistics or intake
-    text; a question about a protective order or a shelter may read as abuse."""
+    text, a court or shelter question, someone else's relapse or a safe moment to text."""
     result = triage(text)
     assert not result.danger, (text, sorted(result.labels), result.signals)
     assert "trafficking" not in result.labels, (text, result.signals)
+
+
+@pytest.mark.parametrize("text", PROCESS + RELAPSE + SAFE_WINDOW)
+def test_process_questions_relapse_and_a_safe_moment_get_no_label(text: str) -> None:
+    """A question about an order, a shelter or custody, someone else drinking again, and
+    the abuser outside while the texter writes: no label at all, abuse included."""
+    result = triage(text)
+    assert result.labels == frozenset(), (text, sorted(result.labels), result.signals)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do i get a restraining order against my ex, he keeps showing up",
+        "he violated the protective order again last night",
+        "i have a protective order but he keeps calling from new numbers",
+    ],
+)
+def test_an_order_against_someone_or_broken_by_them_is_abuse(text: str) -> None:
+    """Once the order is against a person, or that person breaks it, it is abuse."""
+    assert "abuse" in triage(text).labels, triage(text)
 
 
 def test_the_everyday_texts_are_not_trained_on() -> None:
