@@ -600,17 +600,18 @@ async def test_no_one_soon_and_a_zip_gives_the_nearest_24_hour_service(
 async def test_close_to_danger_asks_once_whether_they_are_in_danger(
     client: TestClient, text: Text
 ) -> None:
-    """A message just under the danger threshold ("he keeps driving by") gets, with the flow's
-    reply, one plain question: are you in danger right now? 911. Asked once a conversation;
-    never while an advocate holds it."""
+    """A message close to danger but under it ("he choked me last night": violence, but not
+    now) gets, with the flow's reply, one plain question: are you in danger right now? 911.
+    Asked once a conversation; never while an advocate holds it. (The rules read it as near
+    danger, so retraining the model cannot move it out of the band.)"""
     from bot import triage as triage_module
 
-    verdict = triage_module.triage("he keeps driving by")
+    verdict = triage_module.triage("he choked me last night")
     assert verdict.near_danger and not verdict.danger
-    first = await text("he keeps driving by")
+    first = await text("he choked me last night")
     assert first[0].startswith("Are you in danger right now?") and "911" in first[0]
     assert any("safe for you to text" in t for t in first)  # the welcome still comes
-    again = joined(await text("he keeps driving by"))
+    again = joined(await text("he choked me last night"))
     assert "Are you in danger right now?" not in again
 
 
