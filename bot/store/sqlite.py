@@ -14,17 +14,18 @@ end, so tasks never interleave inside a transaction. `transaction(lock_key)` fir
 per-key lock as well, so the per-texter serialisation contract reads the same as
 PostgreSQL's advisory locks.
 
-Group commit (issue 11). Transactions that follow each other while others wait for the
-write lock share one SQLite transaction: the first opens it (BEGIN IMMEDIATE), each later
-one runs inside a SAVEPOINT of its own (so a failure undoes only its own work), and one
-COMMIT ends them all. Durability: on a database file, the writer runs with synchronous =
-NORMAL, so its COMMIT writes the WAL without waiting for the disk and the write lock goes
-to the next group at once; the commit thread then fsyncs the WAL (one fsync for every
-COMMIT made before it started), and only then does each member's `transaction()` block
-return. A webhook is acknowledged only once its message is on disk, so neither a kill -9
-nor a power cut loses anything acknowledged, and the disk's wait overlaps the next group's
-work instead of stalling it. Checkpoints (copying the WAL into the database) run in that
-thread too, on a connection of their own, never inside a webhook's COMMIT.
+Group commit (issue 11). Transactions that follow each other (those ready on the same turn
+of the loop, or waiting for the write lock) share one SQLite transaction: the first opens
+it (BEGIN IMMEDIATE), each later one runs inside a SAVEPOINT of its own (so a failure
+undoes only its own work), and one COMMIT ends them all, writing each changed page once.
+Durability: on a database file, the writer runs with synchronous = NORMAL, so its COMMIT
+writes the WAL without waiting for the disk and the write lock goes to the next group at
+once; the commit thread then fsyncs the WAL (one fsync for every COMMIT made before it
+started), and only then does each member's `transaction()` block return. A webhook is
+acknowledged only once its message is on disk, so neither a kill -9 nor a power cut loses
+anything acknowledged, and the disk's wait overlaps the next group's work instead of
+stalling it. Checkpoints (copying the WAL into the database) run in that thread too, on a
+connection of their own, never inside a webhook's COMMIT.
 """
 
 from __future__ import annotations
@@ -451,15 +452,16 @@ class SqliteStore(Store):
                     if not tx.opened or group is None:
                         return  # it ran no statement: nothing to commit
                     if (
-                        self._waiting == 0
-                        or group.members >= GROUP_MAX
+                        group.members >= GROUP_MAX
                         or time.monotonic() - group.started >= GROUP_MAX_AGE
                     ):
                         self._commit()
                     elif self._flush is None:
-                        # Others wait for the lock: let them add their work to this
-                        # transaction, and commit behind them (asyncio.Lock is first
-                        # come, first served), unless one of them commits first.
+                        # Commit on a later turn of the loop, behind every task that is
+                        # ready to run by then or waits for the lock (asyncio.Lock is
+                        # first come, first served): the requests that arrived with this
+                        # one add their work to this transaction, so one COMMIT writes
+                        # each changed page of the WAL once for all of them.
                         self._flush = asyncio.create_task(self._commit_later())
                     self._write_lock.release()
                     locked = False
