@@ -411,26 +411,28 @@ class Engine:
     ) -> tuple[str, str]:
         """The copy id actually used (a wait text becomes its _unstaffed form when nobody
         is available) and the rendered text, in the conversation's `program`."""
-        params: dict[str, Any] = {
-            "org": program.name,
-            "terms": self.settings.terms_url,
-            "hours": program.hours.describe(conv.language),
-            "lines": self._lines(conv.language, program),
-            "named": program.name_services,
-            "position": 1,
-            "wait": 1,
-        }
         message_id = say.id
+        fields = copy.fields_of(message_id, conv.language)
+        params: dict[str, Any] = {"named": program.name_services, "position": 1, "wait": 1}
         # The place in line takes several queries: only for texts that show it.
-        shows_wait = message_id in WAIT_TEXTS or bool(
-            copy.fields_of(message_id, conv.language) & {"position", "wait"}
-        )
+        shows_wait = message_id in WAIT_TEXTS or bool(fields & {"position", "wait"})
         if conv.queued_at is not None and shows_wait:
             params["position"], wait = await position_and_wait(tx, conv, now, self.settings)
             if wait is not None:
                 params["wait"] = wait
             elif message_id in WAIT_TEXTS:
                 message_id += "_unstaffed"  # never promise minutes nobody can keep
+                fields = copy.fields_of(message_id, conv.language)
+        # The standard params, each worked out only when the text uses it (the hours and
+        # the hotline lines are renders of their own).
+        if "org" in fields:
+            params["org"] = program.name
+        if fields & {"terms", "terms_line"}:
+            params["terms"] = self.settings.terms_url
+        if "hours" in fields:
+            params["hours"] = program.hours.describe(conv.language)
+        if "lines" in fields:
+            params["lines"] = self._lines(conv.language, program)
         params.update(say.params)
         return message_id, copy.render(message_id, conv.language, params)
 

@@ -29,6 +29,7 @@ class CopyError(ValueError):
     """Unknown language or message id, a missing param, or a malformed copy file."""
 
 
+@functools.cache  # a template is parsed once, not on every text rendered from it
 def template_fields(template: str) -> frozenset[str]:
     """The `{field}` names a template uses. Only plain names are allowed: no attribute
     access, indexing, conversions or format specs, so copy can't reach into objects."""
